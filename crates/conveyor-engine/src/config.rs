@@ -1,0 +1,158 @@
+//! Engine settings and the size syntax (`4096`, `64K`, `8M`, `1G`, `1GiB`)
+//! that every `CONVEYOR_*` size variable accepts.
+
+use std::fmt;
+
+/// Tunables of one [`crate::Engine`]. Defaults come from the benchmark in
+/// `benches/` (see the README).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Per-file cap of write-behind memory (`CONVEYOR_WRITE_BUFFER`).
+    pub write_buffer: usize,
+    /// Per-file write-behind memory a file starts with; it doubles each time
+    /// a writer has to wait, up to `write_buffer`.
+    pub initial_write_buffer: usize,
+    /// Largest single storage request (`CONVEYOR_IO_SIZE`).
+    pub io_size: usize,
+    /// Largest read-ahead window per reader (`CONVEYOR_READ_AHEAD`).
+    pub read_ahead: usize,
+    /// Read-ahead window a sequential reader starts with.
+    pub initial_read_ahead: usize,
+    /// Process-wide cap on buffered and prefetched bytes (`CONVEYOR_MAX_MEMORY`).
+    pub max_memory: usize,
+    /// Most write requests one file keeps in flight (the AIMD ceiling).
+    pub max_inflight: usize,
+    /// Worker threads shared by all files, started on demand.
+    pub workers: usize,
+}
+
+/// Bytes in one write-behind segment: the unit of buffer memory.
+pub(crate) const SEGMENT: usize = 64 << 10;
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            write_buffer: 16 << 20,
+            initial_write_buffer: 256 << 10,
+            io_size: 1 << 20,
+            read_ahead: 8 << 20,
+            initial_read_ahead: 128 << 10,
+            max_memory: 256 << 20,
+            max_inflight: 8,
+            workers: 16,
+        }
+    }
+}
+
+impl Config {
+    /// Brings related values into a consistent order, so that no setting can
+    /// make a writer wait for memory that can never be granted.
+    pub fn normalized(mut self) -> Config {
+        self.io_size = self.io_size.max(4096);
+        self.write_buffer = self.write_buffer.max(SEGMENT);
+        self.initial_write_buffer = self.initial_write_buffer.clamp(SEGMENT, self.write_buffer);
+        self.read_ahead = self.read_ahead.max(4096);
+        self.initial_read_ahead = self.initial_read_ahead.clamp(4096, self.read_ahead);
+        self.max_memory = self.max_memory.max(self.write_buffer);
+        self.max_inflight = self.max_inflight.max(1);
+        self.workers = self.workers.max(1);
+        self
+    }
+}
+
+/// Why a size string was rejected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SizeError {
+    /// The text that was given.
+    pub input: String,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
+impl fmt::Display for SizeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:?} is not a size ({}); expected a byte count such as 4096, 64K, 8M, 1G or 1GiB",
+            self.input, self.reason
+        )
+    }
+}
+
+impl std::error::Error for SizeError {}
+
+/// Parses `4096`, `64K`, `64k`, `64KB`, `64KiB`, `8M`, `1G`, `1T` (binary
+/// multiples: K = 1024). Rejects empty, negative, fractional and overflowing
+/// values rather than guessing.
+pub fn parse_size(input: &str) -> Result<usize, SizeError> {
+    let err = |reason| SizeError {
+        input: input.to_string(),
+        reason,
+    };
+    let s = input.trim();
+    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return Err(err(if s.is_empty() {
+            "empty"
+        } else {
+            "it does not start with a digit"
+        }));
+    }
+    let (num, unit) = s.split_at(digits);
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return Err(err("unknown unit; use K, M, G or T")),
+    };
+    let n: usize = num.parse().map_err(|_| err("too large"))?;
+    n.checked_mul(1usize << shift)
+        .ok_or_else(|| err("too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64K"), Ok(65536));
+        assert_eq!(parse_size("64k"), Ok(65536));
+        assert_eq!(parse_size("8M"), Ok(8 << 20));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size(" 2 MB "), Ok(2 << 20));
+    }
+
+    #[test]
+    fn bad_sizes_are_rejected_with_a_reason() {
+        for bad in [
+            "",
+            "K",
+            "-1",
+            "1.5M",
+            "12Q",
+            "99999999999999999999",
+            "16777216T",
+        ] {
+            let e = parse_size(bad).expect_err(bad);
+            assert!(e.to_string().contains("expected a byte count"), "{e}");
+        }
+    }
+
+    #[test]
+    fn normalized_config_never_starves() {
+        let c = Config {
+            write_buffer: 1,
+            max_memory: 0,
+            initial_write_buffer: 1 << 40,
+            ..Config::default()
+        }
+        .normalized();
+        assert!(c.max_memory >= c.write_buffer && c.write_buffer >= SEGMENT);
+        assert!(c.initial_write_buffer <= c.write_buffer);
+    }
+}

@@ -1,0 +1,163 @@
+//! The engine: configuration, the shared worker pool and memory budget, and
+//! the registry that gives every handle of one file the same file state.
+
+use crate::backend::Backend;
+use crate::budget::Budget;
+use crate::config::Config;
+use crate::file::{File, Shared};
+use crate::handle::{Handle, Mode};
+use crate::pool::Pool;
+use crate::stats::{Counters, Snapshot};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+/// Identity of a file: handles with the same key share pending data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FileKey {
+    /// Device (`st_dev`).
+    pub dev: u64,
+    /// Inode (`st_ino`).
+    pub ino: u64,
+}
+
+/// Statistics of one file.
+#[derive(Clone, Debug)]
+pub struct FileReport {
+    /// Name given at open.
+    pub name: String,
+    /// Whether a handle still has it open.
+    pub open: bool,
+    /// Counters.
+    pub stats: Snapshot,
+}
+
+/// Write-behind, read-ahead and snooping for any number of files.
+pub struct Engine {
+    shared: Arc<Shared>,
+    files: Mutex<HashMap<FileKey, Weak<File>>>,
+    next_handle: AtomicU64,
+}
+
+impl Engine {
+    /// An engine with `cfg` (normalised). No thread starts until work does.
+    pub fn new(cfg: Config) -> Engine {
+        let cfg = cfg.normalized();
+        let totals = Arc::new(Counters::default());
+        totals
+            .buffer_limit
+            .store(cfg.max_memory as u64, Ordering::Relaxed);
+        let shared = Shared {
+            pool: Pool::new(cfg.workers),
+            budget: Arc::new(Budget::new(cfg.max_memory)),
+            totals,
+            closed: Mutex::new(VecDeque::new()),
+            cfg,
+        };
+        Engine {
+            shared: Arc::new(shared),
+            files: Mutex::new(HashMap::new()),
+            next_handle: AtomicU64::new(1),
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.shared.cfg
+    }
+
+    fn files(&self) -> MutexGuard<'_, HashMap<FileKey, Weak<File>>> {
+        self.files.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Opens a handle on the file `key`. The first handle's `backend` serves
+    /// the file while any handle is open, unless a later writing handle
+    /// brings one when the first could only read. The backend must be able
+    /// to do what every handle asks of it (the shim gives it a private
+    /// read-write descriptor where the file allows).
+    pub fn open(&self, key: FileKey, name: &str, backend: Arc<dyn Backend>, mode: Mode) -> Handle {
+        let mut files = self.files();
+        let file = match files.get(&key).and_then(Weak::upgrade) {
+            Some(f) => {
+                f.offer_backend(backend, mode.write);
+                f
+            }
+            None => {
+                if files.len() >= 64 && files.len().is_power_of_two() {
+                    files.retain(|_, w| w.strong_count() > 0);
+                }
+                let f = Arc::new(File::new(
+                    Arc::clone(&self.shared),
+                    name,
+                    backend,
+                    mode.write,
+                ));
+                files.insert(key, Arc::downgrade(&f));
+                f
+            }
+        };
+        drop(files);
+        Handle::new(file, self.next_handle.fetch_add(1, Ordering::Relaxed), mode)
+    }
+
+    fn live(&self) -> Vec<Arc<File>> {
+        self.files().values().filter_map(Weak::upgrade).collect()
+    }
+
+    /// Waits until every file's pending data is on storage (exit, `sync`).
+    pub fn flush_all(&self) {
+        for f in self.live() {
+            f.flush();
+        }
+    }
+
+    /// Drops the read-ahead data of every file (a barrier: another program
+    /// may change files).
+    pub fn drop_caches(&self) {
+        for f in self.live() {
+            f.drop_cache();
+        }
+    }
+
+    /// Process totals.
+    pub fn totals(&self, reset: bool) -> Snapshot {
+        self.shared.totals.snapshot(reset)
+    }
+
+    /// Per-file rows: open files, then recently closed ones.
+    pub fn file_reports(&self, reset: bool) -> Vec<FileReport> {
+        let mut out: Vec<FileReport> = self
+            .live()
+            .iter()
+            .map(|f| FileReport {
+                name: f.name.clone(),
+                open: true,
+                stats: f.rec.file.snapshot(reset),
+            })
+            .collect();
+        if let Ok(closed) = self.shared.closed.lock() {
+            out.extend(closed.iter().map(|(n, c)| FileReport {
+                name: n.clone(),
+                open: false,
+                stats: c.snapshot(reset),
+            }));
+        }
+        out
+    }
+
+    /// Write-behind and read-ahead memory held now.
+    pub fn memory_used(&self) -> usize {
+        self.shared.budget.used()
+    }
+
+    /// The process-wide memory cap.
+    pub fn memory_cap(&self) -> usize {
+        self.shared.budget.cap()
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.shared.pool.shutdown();
+    }
+}

@@ -1,0 +1,652 @@
+//! Per-file state shared by every handle of one file in the process, and the
+//! background jobs (write batches, prefetches) that move its data.
+//!
+//! Locking: one mutex per file guards all its state; storage requests run
+//! without it. Lock order is handle offset, then file; workers take only the
+//! file lock. The condvar is notified after every change a waiter may want
+//! (a batch or prefetch finished), always after the lock is released.
+
+use crate::aimd::Aimd;
+use crate::backend::Backend;
+use crate::budget::{Budget, Reservation};
+use crate::config::Config;
+use crate::error::{Errno, Result};
+use crate::pool::Pool;
+use crate::read_ahead::{Lookup, Prefetch, ReadAhead, Sizes};
+use crate::stats::{nanos, Counters, Recorder};
+use crate::write_buffer::{Batch, Put, WriteBuffer};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Instant;
+
+/// Stats rows of closed files kept for the report.
+const CLOSED_ROWS: usize = 256;
+
+/// What every file of one engine shares.
+pub(crate) struct Shared {
+    pub cfg: Config,
+    pub pool: Pool,
+    pub budget: Arc<Budget>,
+    pub totals: Arc<Counters>,
+    pub closed: Mutex<VecDeque<(String, Arc<Counters>)>>,
+}
+
+struct State {
+    backend: Arc<dyn Backend>,
+    backend_writes: bool,
+    wb: WriteBuffer,
+    ra: ReadAhead,
+    // Size of the file on storage as this process knows it (None: not asked yet).
+    stored: Option<u64>,
+    // Sticky error: `err_seq` counts failures, `err` is the latest errno.
+    err_seq: u64,
+    err: i32,
+    aimd: Aimd,
+}
+
+/// One file (inode) as the engine sees it.
+pub(crate) struct File {
+    pub shared: Arc<Shared>,
+    pub name: String,
+    pub rec: Recorder,
+    st: Mutex<State>,
+    cv: Condvar,
+}
+
+enum Step {
+    Copied(usize),
+    Wait,
+    Miss,
+}
+
+impl File {
+    pub fn new(shared: Arc<Shared>, name: &str, backend: Arc<dyn Backend>, writes: bool) -> File {
+        let cfg = &shared.cfg;
+        let rec = Recorder {
+            file: Arc::new(Counters::default()),
+            total: Arc::clone(&shared.totals),
+        };
+        rec.file
+            .buffer_limit
+            .store(cfg.initial_write_buffer as u64, Relaxed);
+        rec.file.inflight_limit.store(1, Relaxed);
+        let st = State {
+            backend,
+            backend_writes: writes,
+            wb: WriteBuffer::new(cfg.initial_write_buffer),
+            ra: ReadAhead::default(),
+            stored: None,
+            err_seq: 0,
+            err: 0,
+            aimd: Aimd::new(cfg.max_inflight),
+        };
+        File {
+            name: name.to_string(),
+            rec,
+            st: Mutex::new(st),
+            cv: Condvar::new(),
+            shared,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.st.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn wait<'a>(&self, g: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        self.cv.wait(g).unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn sizes(&self) -> Sizes {
+        let c = &self.shared.cfg;
+        Sizes {
+            initial: c.initial_read_ahead,
+            max: c.read_ahead,
+            io: c.io_size,
+        }
+    }
+
+    /// Replaces a read-only backend when a writing handle brings a better one.
+    pub fn offer_backend(&self, backend: Arc<dyn Backend>, writes: bool) {
+        let mut st = self.lock();
+        if writes && !st.backend_writes {
+            st.backend = backend;
+            st.backend_writes = true;
+        }
+    }
+
+    /// The current failure count; a new handle starts from it.
+    pub fn error_seq(&self) -> u64 {
+        self.lock().err_seq
+    }
+
+    /// The sticky error, if it is newer than what `seen` has reported.
+    pub fn take_error(&self, seen: &AtomicU64) -> Result<()> {
+        let st = self.lock();
+        if st.err_seq > seen.load(Relaxed) {
+            seen.store(st.err_seq, Relaxed);
+            return Err(Errno(st.err));
+        }
+        Ok(())
+    }
+
+    // ---- writing ----
+
+    /// Writes `data` at `off`, or appends it when `off` is `None`. Returns
+    /// the offset just past the data.
+    pub fn write(self: &Arc<Self>, off: Option<u64>, data: &[u8]) -> Result<u64> {
+        let t0 = Instant::now();
+        let len = data.len() as u64;
+        let res = if data.len() > self.shared.cfg.write_buffer {
+            self.flush();
+            self.write_direct(off, data)
+        } else {
+            self.write_buffered(off, data)
+        };
+        if res.is_ok() {
+            self.rec.add(|c| &c.app_write_bytes, len);
+        }
+        self.rec.sample(|c| &c.app_write_ns, nanos(t0.elapsed()));
+        res
+    }
+
+    fn write_buffered(self: &Arc<Self>, off: Option<u64>, data: &[u8]) -> Result<u64> {
+        let cfg = &self.shared.cfg;
+        let budget = &self.shared.budget;
+        let mut st = self.lock();
+        let base = match off {
+            Some(o) => o,
+            None => append_offset(&mut st)?,
+        };
+        let end = end_of(base, data.len())?;
+        let mut done = 0;
+        while done < data.len() {
+            match st
+                .wb
+                .put(base + done as u64, &data[done..], off.is_none(), budget)
+            {
+                Put::Took(n) => done += n,
+                Put::Full if st.wb.limit < cfg.write_buffer => {
+                    st.wb.limit = (st.wb.limit * 2).min(cfg.write_buffer);
+                    self.rec
+                        .file
+                        .buffer_limit
+                        .store(st.wb.limit as u64, Relaxed);
+                }
+                Put::Full if st.wb.is_idle() => {
+                    // The process-wide cap is held by other files and this one
+                    // has nothing pending: writing directly keeps order and
+                    // guarantees progress.
+                    drop(st);
+                    let rest = off.map(|_| base + done as u64);
+                    self.write_direct(rest, &data[done..])?;
+                    return Ok(end);
+                }
+                Put::Full => {
+                    self.rec.add(|c| &c.buffer_full_waits, 1);
+                    let batches = self.pump(&mut st);
+                    if batches.is_empty() {
+                        st = self.wait(st);
+                    } else {
+                        drop(st);
+                        self.dispatch(batches);
+                        st = self.lock();
+                    }
+                }
+            }
+        }
+        self.rec
+            .file
+            .buffer_peak
+            .fetch_max(st.wb.peak as u64, Relaxed);
+        self.rec
+            .total
+            .buffer_peak
+            .fetch_max(budget.used() as u64, Relaxed);
+        let batches = self.pump(&mut st);
+        drop(st);
+        self.dispatch(batches);
+        Ok(end)
+    }
+
+    /// Writes straight to storage; the caller has ordered it after pending data.
+    fn write_direct(self: &Arc<Self>, off: Option<u64>, data: &[u8]) -> Result<u64> {
+        let backend = Arc::clone(&self.lock().backend);
+        let mut done = 0;
+        let mut end = off.map(|o| o + data.len() as u64);
+        while done < data.len() {
+            let t = Instant::now();
+            let r = match off {
+                Some(o) => backend.pwritev(&[&data[done..]], o + done as u64),
+                None => backend.append(&[&data[done..]]).map(|(n, e)| {
+                    end = e;
+                    n
+                }),
+            };
+            match r {
+                Ok(0) => return Err(Errno::EIO),
+                Ok(n) => {
+                    self.rec.add(|c| &c.storage_write_bytes, n as u64);
+                    self.rec.sample(|c| &c.write_sizes, n as u64);
+                    self.rec.sample(|c| &c.storage_write_ns, nanos(t.elapsed()));
+                    done += n;
+                }
+                Err(Errno::EINTR) => {}
+                Err(e) => {
+                    self.rec.error(e.0);
+                    return Err(e);
+                }
+            }
+        }
+        let mut st = self.lock();
+        let end = match end {
+            Some(e) => e,
+            None => backend.size()?,
+        };
+        st.stored = Some(st.stored.unwrap_or(0).max(end));
+        st.ra
+            .invalidate(&(end.saturating_sub(data.len() as u64)..end));
+        Ok(end)
+    }
+
+    fn pump(&self, st: &mut State) -> Vec<Batch> {
+        let mut out = Vec::new();
+        while let Some(b) = st.wb.next_batch(self.shared.cfg.io_size, st.aimd.limit()) {
+            out.push(b);
+        }
+        out
+    }
+
+    fn dispatch(self: &Arc<Self>, batches: Vec<Batch>) {
+        for b in batches {
+            let f = Arc::clone(self);
+            self.shared.pool.submit(Box::new(move || f.run_batch(b)));
+        }
+    }
+
+    /// Writes a batch, retires it, and goes on with the next one while
+    /// there is one (handing any extra ones to other workers).
+    fn run_batch(self: Arc<Self>, mut b: Batch) {
+        loop {
+            let backend = Arc::clone(&self.lock().backend);
+            let t = Instant::now();
+            let res = write_batch(&*backend, &b);
+            let ns = nanos(t.elapsed());
+            let (seqs, len) = (b.seqs.clone(), b.len as u64);
+            // The segments must be unshared before `complete` recycles them.
+            b.parts.clear();
+            let budget = &self.shared.budget;
+            let mut st = self.lock();
+            match res {
+                Ok(end) => {
+                    self.rec.add(|c| &c.storage_write_bytes, len);
+                    self.rec.sample(|c| &c.write_sizes, len);
+                    self.rec.sample(|c| &c.storage_write_ns, ns);
+                    if let Some(s) = st.stored.as_mut() {
+                        *s = (*s).max(end);
+                    }
+                    st.aimd.success(ns);
+                }
+                Err(e) => {
+                    st.err_seq += 1;
+                    st.err = e.0;
+                    self.rec.error(e.0);
+                    let lost = st.wb.discard_unissued(budget) + len;
+                    self.rec.add(|c| &c.lost_bytes, lost);
+                    st.aimd.failure();
+                }
+            }
+            let range = st.wb.complete(seqs, budget);
+            st.ra.invalidate(&range);
+            self.rec
+                .file
+                .inflight_limit
+                .store(st.aimd.limit() as u64, Relaxed);
+            let mut next = self.pump(&mut st);
+            drop(st);
+            self.cv.notify_all();
+            if next.is_empty() {
+                return;
+            }
+            b = next.swap_remove(0);
+            self.dispatch(next);
+        }
+    }
+
+    /// Returns once every byte written before the call has reached storage
+    /// (or failed; failures are reported through `take_error`).
+    pub fn flush(self: &Arc<Self>) {
+        let mut st = self.lock();
+        let target = st.wb.next_seq();
+        st = self.drain(st, target);
+        drop(st);
+    }
+
+    fn drain<'a>(
+        self: &'a Arc<Self>,
+        mut st: MutexGuard<'a, State>,
+        target: u64,
+    ) -> MutexGuard<'a, State> {
+        while st.wb.done_below() < target {
+            let batches = self.pump(&mut st);
+            if batches.is_empty() {
+                st = self.wait(st);
+            } else {
+                drop(st);
+                self.dispatch(batches);
+                st = self.lock();
+            }
+        }
+        st
+    }
+
+    /// Waits for all pending data, then runs `op` on the backend while still
+    /// holding the file lock, so no write can slip between the two.
+    fn ordered<T>(self: &Arc<Self>, op: impl FnOnce(&mut State) -> Result<T>) -> Result<T> {
+        let mut st = self.lock();
+        loop {
+            let target = st.wb.next_seq();
+            st = self.drain(st, target);
+            if st.wb.next_seq() == target {
+                break;
+            }
+        }
+        let r = op(&mut st);
+        st.ra.invalidate_all();
+        r
+    }
+
+    /// `fsync`/`fdatasync` after draining.
+    pub fn sync(self: &Arc<Self>, data_only: bool) -> Result<()> {
+        self.flush();
+        let backend = Arc::clone(&self.lock().backend);
+        backend.sync(data_only)
+    }
+
+    /// `ftruncate`, ordered after pending writes.
+    pub fn truncate(self: &Arc<Self>, len: u64) -> Result<()> {
+        self.ordered(|st| {
+            st.backend.truncate(len)?;
+            st.stored = Some(len);
+            Ok(())
+        })
+    }
+
+    /// `fallocate`, ordered after pending writes.
+    pub fn allocate(self: &Arc<Self>, mode: i32, off: u64, len: u64) -> Result<()> {
+        self.ordered(|st| {
+            st.backend.allocate(mode, off, len)?;
+            st.stored = None;
+            Ok(())
+        })
+    }
+
+    /// Size including pending data.
+    pub fn size(&self) -> Result<u64> {
+        let (pending, backend) = {
+            let st = self.lock();
+            (st.wb.index().end(), Arc::clone(&st.backend))
+        };
+        // Read after the pending end: data that left the index is stored.
+        let stored = backend.size()?;
+        let mut st = self.lock();
+        if st.wb.is_idle() {
+            st.stored = Some(stored);
+        }
+        Ok(pending.max(stored))
+    }
+
+    /// Drops cached read-ahead data (another process may change the file).
+    pub fn drop_cache(&self) {
+        self.lock().ra.invalidate_all();
+    }
+
+    /// A handle moved its offset to `off`: leaving its window drops it.
+    pub fn seek_hint(&self, handle: u64, off: u64) {
+        self.lock().ra.seek(handle, off, &self.sizes());
+    }
+
+    /// Forgets the read-ahead state of a closed handle.
+    pub fn forget(&self, handle: u64) {
+        self.lock().ra.close(handle);
+    }
+
+    // ---- reading ----
+
+    /// Reads at `off` for `handle`: read-ahead data or storage, with pending
+    /// writes overlaid.
+    pub fn read(self: &Arc<Self>, handle: u64, off: u64, buf: &mut [u8]) -> Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let t0 = Instant::now();
+        let end = off.saturating_add(buf.len() as u64);
+        let want = (end - off) as usize;
+        let sz = self.sizes();
+        let mut st = self.lock();
+        if st.ra.observe(handle, off, want, &sz) {
+            let budget = &self.shared.budget;
+            let plans = st
+                .ra
+                .plan(handle, off, want, &sz, |n| Reservation::try_new(budget, n));
+            if !plans.is_empty() {
+                drop(st);
+                self.prefetch(plans);
+                st = self.lock();
+            }
+        }
+        let mut pos = off;
+        let mut snooped = false;
+        let mut total = 0;
+        while pos < end {
+            let dst = &mut buf[(pos - off) as usize..want];
+            let step = match st.ra.lookup(handle, pos) {
+                Lookup::Ready(data) => {
+                    let k = data.len().min(dst.len());
+                    dst[..k].copy_from_slice(&data[..k]);
+                    snooped |= overlay(&st.wb, pos, &mut dst[..k]);
+                    Step::Copied(k)
+                }
+                Lookup::Loading => Step::Wait,
+                Lookup::Miss => Step::Miss,
+            };
+            match step {
+                Step::Copied(k) => pos += k as u64,
+                Step::Wait => st = self.wait(st),
+                Step::Miss => {
+                    self.rec.add(|c| &c.read_ahead_misses, 1);
+                    let (n, snoop) = self.read_direct(st, handle, pos, dst)?;
+                    snooped |= snoop;
+                    total = (pos - off) as usize + n;
+                    break;
+                }
+            }
+            total = (pos - off) as usize;
+        }
+        if pos >= end {
+            self.rec.add(|c| &c.read_ahead_hits, 1);
+        }
+        if snooped {
+            self.rec.add(|c| &c.snoop_hits, 1);
+        }
+        self.rec.add(|c| &c.app_read_bytes, total as u64);
+        self.rec.sample(|c| &c.app_read_ns, nanos(t0.elapsed()));
+        Ok(total)
+    }
+
+    /// Reads `dst.len()` bytes at `pos` from storage and overlays the pending
+    /// writes captured before the request (so a write that lands meanwhile
+    /// is never missed). Returns the valid length and whether it snooped.
+    fn read_direct(
+        &self,
+        st: MutexGuard<'_, State>,
+        handle: u64,
+        pos: u64,
+        dst: &mut [u8],
+    ) -> Result<(usize, bool)> {
+        let want = dst.len();
+        let end = pos + want as u64;
+        let mut pieces: Vec<(usize, usize)> = Vec::new();
+        let mut scratch: Vec<u8> = Vec::new();
+        for (o, e) in st.wb.index().overlapping(pos, end) {
+            pieces.push(((o - pos) as usize, e.len as usize));
+            scratch.extend_from_slice(st.wb.bytes(e.seg, e.pos, e.len as usize));
+        }
+        let pending_end = st.wb.index().end();
+        let backend = Arc::clone(&st.backend);
+        drop(st);
+        let covered = scratch.len();
+        let (n, err) = if covered == want {
+            (0, None)
+        } else {
+            self.read_storage(&*backend, dst, pos)
+        };
+        if n == 0 && covered == 0 {
+            if let Some(e) = err {
+                return Err(e);
+            }
+        }
+        let valid = if n == want || covered == want {
+            want
+        } else if err.is_some() {
+            n
+        } else {
+            (pending_end.max(pos + n as u64) - pos).min(want as u64) as usize
+        };
+        dst[n.min(valid)..valid].fill(0);
+        let mut at = 0;
+        for (rel, len) in &pieces {
+            let k = (*len).min(valid.saturating_sub(*rel));
+            dst[*rel..*rel + k].copy_from_slice(&scratch[at..at + k]);
+            at += len;
+        }
+        if n > 0 {
+            self.lock().ra.saw_data_until(handle, pos + n as u64);
+        }
+        Ok((valid, !pieces.is_empty()))
+    }
+
+    /// Reads until `buf` is full, end of file, or an error; returns the bytes
+    /// read and the error that stopped it, if any.
+    fn read_storage(
+        &self,
+        backend: &dyn Backend,
+        buf: &mut [u8],
+        off: u64,
+    ) -> (usize, Option<Errno>) {
+        let mut n = 0;
+        while n < buf.len() {
+            let t = Instant::now();
+            match backend.pread(&mut buf[n..], off + n as u64) {
+                Ok(0) => break,
+                Ok(k) => {
+                    self.rec.add(|c| &c.storage_read_bytes, k as u64);
+                    self.rec.sample(|c| &c.read_sizes, (buf.len() - n) as u64);
+                    self.rec.sample(|c| &c.storage_read_ns, nanos(t.elapsed()));
+                    n += k;
+                }
+                Err(Errno::EINTR) => {}
+                Err(e) => {
+                    self.rec.error(e.0);
+                    return (n, Some(e));
+                }
+            }
+        }
+        (n, None)
+    }
+
+    fn prefetch(self: &Arc<Self>, plans: Vec<Prefetch>) {
+        for p in plans {
+            let f = Arc::clone(self);
+            self.shared.pool.submit(Box::new(move || f.run_prefetch(p)));
+        }
+    }
+
+    fn run_prefetch(self: Arc<Self>, p: Prefetch) {
+        let backend = Arc::clone(&self.lock().backend);
+        let mut data = vec![0u8; p.len];
+        let (n, err) = self.read_storage(&*backend, &mut data, p.off);
+        data.truncate(n);
+        self.lock().ra.land(p, err.is_none().then_some(data));
+        self.cv.notify_all();
+    }
+}
+
+impl Drop for File {
+    fn drop(&mut self) {
+        if let Ok(mut closed) = self.shared.closed.lock() {
+            if closed.len() >= CLOSED_ROWS {
+                closed.pop_front();
+            }
+            closed.push_back((self.name.clone(), Arc::clone(&self.rec.file)));
+        }
+    }
+}
+
+fn end_of(base: u64, len: usize) -> Result<u64> {
+    base.checked_add(len as u64)
+        .filter(|e| *e <= i64::MAX as u64)
+        .ok_or(Errno(libc::EFBIG))
+}
+
+/// Where an append issued now lands, as far as this process knows.
+fn append_offset(st: &mut State) -> Result<u64> {
+    let stored = match st.stored {
+        Some(s) => s,
+        None => {
+            let s = st.backend.size()?;
+            st.stored = Some(s);
+            s
+        }
+    };
+    Ok(stored.max(st.wb.index().end()))
+}
+
+/// Copies pending bytes over `dst` (file offset `pos`); true if any.
+fn overlay(wb: &WriteBuffer, pos: u64, dst: &mut [u8]) -> bool {
+    let mut any = false;
+    for (o, e) in wb.index().overlapping(pos, pos + dst.len() as u64) {
+        let rel = (o - pos) as usize;
+        dst[rel..rel + e.len as usize].copy_from_slice(wb.bytes(e.seg, e.pos, e.len as usize));
+        any = true;
+    }
+    any
+}
+
+/// One batch to storage, continuing short writes and retrying `EINTR`.
+/// Returns the end offset the data reached.
+fn write_batch(backend: &dyn Backend, b: &Batch) -> Result<u64> {
+    let mut done = 0usize;
+    let mut end = b.offset + b.len as u64;
+    while done < b.len {
+        let mut skip = done;
+        let mut slices: Vec<&[u8]> = Vec::with_capacity(b.parts.len());
+        for (data, r) in &b.parts {
+            let s = &data[r.clone()];
+            if skip >= s.len() {
+                skip -= s.len();
+                continue;
+            }
+            slices.push(&s[skip..]);
+            skip = 0;
+        }
+        let r = if b.append {
+            backend.append(&slices).map(|(n, e)| {
+                if let Some(e) = e {
+                    end = e;
+                }
+                n
+            })
+        } else {
+            backend.pwritev(&slices, b.offset + done as u64)
+        };
+        match r {
+            Ok(0) => return Err(Errno::EIO),
+            Ok(n) => done += n,
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(end)
+}

@@ -1,0 +1,108 @@
+//! The small worker pool shared by every file of an engine. Threads start on
+//! demand, up to a fixed number, so a program with 1,000 open files gets at
+//! most `Config::workers` threads, and a program that never writes a managed
+//! file gets none.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+/// A unit of background work (one storage request and its bookkeeping).
+pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
+
+struct State {
+    jobs: VecDeque<Job>,
+    // Invariant: `idle <= threads`; a thread counts as idle only while it
+    // waits on `ready` with `jobs` empty.
+    idle: usize,
+    threads: usize,
+    shutdown: bool,
+}
+
+struct Inner {
+    state: Mutex<State>,
+    ready: Condvar,
+    max: usize,
+}
+
+/// Shared worker pool; cloning shares the same threads.
+#[derive(Clone)]
+pub(crate) struct Pool {
+    inner: Arc<Inner>,
+}
+
+fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Pool {
+    pub fn new(max: usize) -> Pool {
+        Pool {
+            inner: Arc::new(Inner {
+                state: Mutex::new(State {
+                    jobs: VecDeque::new(),
+                    idle: 0,
+                    threads: 0,
+                    shutdown: false,
+                }),
+                ready: Condvar::new(),
+                max: max.max(1),
+            }),
+        }
+    }
+
+    /// Queues `job`; starts a thread when none is idle and the cap allows.
+    /// If no thread exists and none can be started, runs `job` here, so work
+    /// is never stranded.
+    pub fn submit(&self, job: Job) {
+        let mut st = lock(&self.inner.state);
+        st.jobs.push_back(job);
+        if st.idle > 0 {
+            self.inner.ready.notify_one();
+            return;
+        }
+        if st.threads < self.inner.max {
+            st.threads += 1;
+            let inner = Arc::clone(&self.inner);
+            let spawned = std::thread::Builder::new()
+                .name("conveyor-io".into())
+                .stack_size(256 << 10)
+                .spawn(move || worker(inner));
+            if spawned.is_ok() {
+                return;
+            }
+            st.threads -= 1;
+        }
+        if st.threads == 0 {
+            if let Some(job) = st.jobs.pop_back() {
+                drop(st);
+                job();
+            }
+        }
+    }
+
+    /// Lets the threads exit once the queue is empty.
+    pub fn shutdown(&self) {
+        lock(&self.inner.state).shutdown = true;
+        self.inner.ready.notify_all();
+    }
+}
+
+fn worker(inner: Arc<Inner>) {
+    let mut st = lock(&inner.state);
+    loop {
+        if let Some(job) = st.jobs.pop_front() {
+            drop(st);
+            // A panicking job must not take the thread's bookkeeping with it.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+            st = lock(&inner.state);
+            continue;
+        }
+        if st.shutdown {
+            st.threads -= 1;
+            return;
+        }
+        st.idle += 1;
+        st = inner.ready.wait(st).unwrap_or_else(|p| p.into_inner());
+        st.idle -= 1;
+    }
+}

@@ -1,0 +1,263 @@
+//! Read-ahead: per reader (handle), detects sequential access and keeps a
+//! growing window of prefetched chunks ahead of it.
+//!
+//! Validity: a chunk holds what storage returned; pending writes are overlaid
+//! on it when read. When a write reaches storage, chunks overlapping it are
+//! dropped, and chunks still loading are marked stale and dropped on arrival
+//! (the generation check of libconveyor, per chunk). End of file is never
+//! cached: bytes past a short chunk are always asked of storage again.
+
+use crate::budget::Reservation;
+use std::collections::VecDeque;
+use std::ops::Range;
+
+enum State {
+    Loading { stale: bool },
+    Ready { data: Vec<u8>, _mem: Reservation },
+}
+
+struct Chunk {
+    id: u64,
+    off: u64,
+    len: usize,
+    state: State,
+}
+
+impl Chunk {
+    fn overlaps(&self, r: &Range<u64>) -> bool {
+        self.off < r.end && r.start < self.off + self.len as u64
+    }
+}
+
+struct Stream {
+    handle: u64,
+    next_off: u64,
+    window: usize,
+    sequential: bool,
+    chunks: VecDeque<Chunk>,
+    // Storage ended here when last seen; no prefetch past it.
+    eof: Option<u64>,
+}
+
+/// A prefetch to start: read `len` bytes at `off` for chunk `id` of `handle`.
+pub(crate) struct Prefetch {
+    pub handle: u64,
+    pub id: u64,
+    pub off: u64,
+    pub len: usize,
+    pub mem: Reservation,
+}
+
+/// What the cache has at an offset.
+pub(crate) enum Lookup<'a> {
+    /// Stored bytes starting at the offset.
+    Ready(&'a [u8]),
+    /// A chunk covering the offset is on its way.
+    Loading,
+    /// Ask storage.
+    Miss,
+}
+
+/// All read-ahead streams of one file.
+#[derive(Default)]
+pub(crate) struct ReadAhead {
+    streams: Vec<Stream>,
+    next_id: u64,
+}
+
+/// Window sizes and request size.
+pub(crate) struct Sizes {
+    pub initial: usize,
+    pub max: usize,
+    pub io: usize,
+}
+
+impl ReadAhead {
+    fn stream(&mut self, handle: u64, initial: usize) -> &mut Stream {
+        let i = match self.streams.iter().position(|s| s.handle == handle) {
+            Some(i) => i,
+            None => {
+                self.streams.push(Stream {
+                    handle,
+                    next_off: 0,
+                    window: initial,
+                    sequential: false,
+                    chunks: VecDeque::new(),
+                    eof: None,
+                });
+                self.streams.len() - 1
+            }
+        };
+        &mut self.streams[i]
+    }
+
+    /// Notes a read of `len` bytes at `off`; returns true if the handle reads
+    /// sequentially (and so should prefetch). A read outside the window
+    /// drops the handle's chunks and resets its window.
+    pub fn observe(&mut self, handle: u64, off: u64, len: usize, sz: &Sizes) -> bool {
+        let s = self.stream(handle, sz.initial);
+        let in_window = s.chunks.front().is_some_and(|c| c.off <= off)
+            && s.chunks.back().is_some_and(|c| off <= c.off + c.len as u64);
+        s.sequential = off == s.next_off || in_window;
+        if !s.sequential {
+            s.chunks.clear();
+            s.window = sz.initial;
+        }
+        s.next_off = off + len as u64;
+        s.sequential
+    }
+
+    /// Drops the handle's chunks when `off` lies outside its window (a seek).
+    pub fn seek(&mut self, handle: u64, off: u64, sz: &Sizes) {
+        if let Some(s) = self.streams.iter_mut().find(|s| s.handle == handle) {
+            let inside = s.chunks.front().is_some_and(|c| c.off <= off)
+                && s.chunks.back().is_some_and(|c| off <= c.off + c.len as u64);
+            if !inside {
+                s.chunks.clear();
+                s.window = sz.initial;
+            }
+        }
+    }
+
+    /// Chunks to start so that `[off, off + len + window)` is covered.
+    /// `reserve` is asked for the memory of each; prefetch stops when it fails.
+    pub fn plan(
+        &mut self,
+        handle: u64,
+        off: u64,
+        len: usize,
+        sz: &Sizes,
+        mut reserve: impl FnMut(usize) -> Option<Reservation>,
+    ) -> Vec<Prefetch> {
+        let mut id = self.next_id;
+        let s = self.stream(handle, sz.initial);
+        // Chunks wholly behind the reader are consumed: each one grows the window.
+        while s
+            .chunks
+            .front()
+            .is_some_and(|c| c.off + (c.len as u64) <= off)
+        {
+            s.chunks.pop_front();
+            s.window = (s.window * 2).min(sz.max);
+        }
+        let mut out = Vec::new();
+        let want_end = off + (len + s.window) as u64;
+        let mut next = s
+            .chunks
+            .back()
+            .map_or(off, |c| c.off + c.len as u64)
+            .max(off);
+        while next < want_end && s.eof.is_none_or(|e| next < e) {
+            let clen = s.window.min(sz.io);
+            let Some(mem) = reserve(clen) else { break };
+            s.chunks.push_back(Chunk {
+                id,
+                off: next,
+                len: clen,
+                state: State::Loading { stale: false },
+            });
+            out.push(Prefetch {
+                handle,
+                id,
+                off: next,
+                len: clen,
+                mem,
+            });
+            id += 1;
+            next += clen as u64;
+        }
+        self.next_id = id;
+        out
+    }
+
+    /// What the handle's cache holds at `off`.
+    pub fn lookup(&self, handle: u64, off: u64) -> Lookup<'_> {
+        let Some(s) = self.streams.iter().find(|s| s.handle == handle) else {
+            return Lookup::Miss;
+        };
+        for c in &s.chunks {
+            if c.off > off || off >= c.off + c.len as u64 {
+                continue;
+            }
+            return match &c.state {
+                State::Loading { stale: false } => Lookup::Loading,
+                State::Loading { stale: true } => Lookup::Miss,
+                State::Ready { data, .. } => {
+                    let rel = (off - c.off) as usize;
+                    if rel < data.len() {
+                        Lookup::Ready(&data[rel..])
+                    } else {
+                        Lookup::Miss
+                    }
+                }
+            };
+        }
+        Lookup::Miss
+    }
+
+    /// A prefetch finished with `data` (short at end of file), or failed.
+    pub fn land(&mut self, p: Prefetch, data: Option<Vec<u8>>) {
+        let Some(s) = self.streams.iter_mut().find(|s| s.handle == p.handle) else {
+            return;
+        };
+        let Some(i) = s.chunks.iter().position(|c| c.id == p.id) else {
+            return;
+        };
+        let keep = matches!(s.chunks[i].state, State::Loading { stale: false });
+        match data {
+            Some(d) if keep => {
+                if d.len() < p.len {
+                    s.eof = Some(p.off + d.len() as u64);
+                }
+                s.chunks[i].state = State::Ready {
+                    data: d,
+                    _mem: p.mem,
+                };
+            }
+            _ => {
+                s.chunks.remove(i);
+            }
+        }
+    }
+
+    /// Storage changed in `r` (a write landed): drop what overlaps it.
+    pub fn invalidate(&mut self, r: &Range<u64>) {
+        for s in &mut self.streams {
+            s.chunks.retain_mut(|c| {
+                if !c.overlaps(r) {
+                    return true;
+                }
+                match &mut c.state {
+                    State::Loading { stale } => {
+                        *stale = true;
+                        true
+                    }
+                    State::Ready { .. } => false,
+                }
+            });
+            if s.eof.is_some_and(|e| e < r.end) {
+                s.eof = None;
+            }
+        }
+    }
+
+    /// Storage changed everywhere (truncate, allocate, a barrier).
+    pub fn invalidate_all(&mut self) {
+        self.invalidate(&(0..u64::MAX));
+    }
+
+    /// Storage has data up to `end` (a direct read saw it): prefetch may
+    /// pass an end of file seen earlier.
+    pub fn saw_data_until(&mut self, handle: u64, end: u64) {
+        if let Some(s) = self.streams.iter_mut().find(|s| s.handle == handle) {
+            if s.eof.is_some_and(|e| e < end) {
+                s.eof = None;
+            }
+        }
+    }
+
+    /// Forgets a closed handle.
+    pub fn close(&mut self, handle: u64) {
+        self.streams.retain(|s| s.handle != handle);
+    }
+}
