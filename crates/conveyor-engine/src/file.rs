@@ -242,7 +242,7 @@ impl File {
         let mut st = self.lock();
         let end = match end {
             Some(e) => e,
-            None => backend.size()?,
+            None => retry(|| backend.size())?,
         };
         st.stored = Some(st.stored.unwrap_or(0).max(end));
         st.ra
@@ -361,13 +361,13 @@ impl File {
     pub fn sync(self: &Arc<Self>, data_only: bool) -> Result<()> {
         self.flush();
         let backend = Arc::clone(&self.lock().backend);
-        backend.sync(data_only)
+        retry(|| backend.sync(data_only))
     }
 
     /// `ftruncate`, ordered after pending writes.
     pub fn truncate(self: &Arc<Self>, len: u64) -> Result<()> {
         self.ordered(|st| {
-            st.backend.truncate(len)?;
+            retry(|| st.backend.truncate(len))?;
             st.stored = Some(len);
             Ok(())
         })
@@ -376,7 +376,7 @@ impl File {
     /// `fallocate`, ordered after pending writes.
     pub fn allocate(self: &Arc<Self>, mode: i32, off: u64, len: u64) -> Result<()> {
         self.ordered(|st| {
-            st.backend.allocate(mode, off, len)?;
+            retry(|| st.backend.allocate(mode, off, len))?;
             st.stored = None;
             Ok(())
         })
@@ -389,7 +389,7 @@ impl File {
             (st.wb.index().end(), Arc::clone(&st.backend))
         };
         // Read after the pending end: data that left the index is stored.
-        let stored = backend.size()?;
+        let stored = retry(|| backend.size())?;
         let mut st = self.lock();
         if st.wb.is_idle() {
             st.stored = Some(stored);
@@ -584,6 +584,16 @@ impl Drop for File {
     }
 }
 
+/// Runs a storage request again while it fails with `EINTR`.
+fn retry<T>(mut op: impl FnMut() -> Result<T>) -> Result<T> {
+    loop {
+        match op() {
+            Err(Errno::EINTR) => {}
+            r => return r,
+        }
+    }
+}
+
 fn end_of(base: u64, len: usize) -> Result<u64> {
     base.checked_add(len as u64)
         .filter(|e| *e <= i64::MAX as u64)
@@ -595,7 +605,7 @@ fn append_offset(st: &mut State) -> Result<u64> {
     let stored = match st.stored {
         Some(s) => s,
         None => {
-            let s = st.backend.size()?;
+            let s = retry(|| st.backend.size())?;
             st.stored = Some(s);
             s
         }
