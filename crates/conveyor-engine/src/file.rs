@@ -467,6 +467,9 @@ impl File {
         if pos >= end {
             self.rec.add(|c| &c.read_ahead_hits, 1);
         }
+        if total < want {
+            self.lock().ra.ended_at(handle, off + total as u64);
+        }
         if snooped {
             self.rec.add(|c| &c.snoop_hits, 1);
         }

@@ -70,6 +70,9 @@ pub struct MockConfig {
     pub eintr_every: u64,
     /// Writes past this size fail with `ENOSPC` (after a short write up to it).
     pub capacity: Option<u64>,
+    /// Write requests run one at a time, as FUSE runs writes to one file
+    /// (the kernel holds the inode lock); reads still overlap.
+    pub serial_writes: bool,
 }
 
 /// The in-memory backend. Data lands when a request completes, after its
@@ -79,6 +82,7 @@ pub struct MemBackend {
     data: Mutex<Vec<u8>>,
     faults: Mutex<Vec<Fault>>,
     log: Mutex<Vec<Request>>,
+    writer: Mutex<()>,
     calls: AtomicU64,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
@@ -101,6 +105,7 @@ impl MemBackend {
             data: Mutex::new(data),
             faults: Mutex::new(Vec::new()),
             log: Mutex::new(Vec::new()),
+            writer: Mutex::new(()),
             calls: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
@@ -250,6 +255,7 @@ impl Backend for MemBackend {
     }
 
     fn pwritev(&self, bufs: &[&[u8]], offset: u64) -> Result<usize> {
+        let _serial = self.cfg.serial_writes.then(|| lock(&self.writer));
         self.begin(self.cfg.write_latency)?;
         let len = total(bufs);
         let res = match self.fault(Op::Write, offset, len) {
@@ -266,6 +272,7 @@ impl Backend for MemBackend {
     }
 
     fn append(&self, bufs: &[&[u8]]) -> Result<(usize, Option<u64>)> {
+        let _serial = self.cfg.serial_writes.then(|| lock(&self.writer));
         self.begin(self.cfg.write_latency)?;
         let len = total(bufs);
         let mut data = lock(&self.data);

@@ -107,6 +107,13 @@ impl ReadAhead {
         s.sequential
     }
 
+    /// The read noted by `observe` ended early, at `end` (end of file).
+    pub fn ended_at(&mut self, handle: u64, end: u64) {
+        if let Some(s) = self.streams.iter_mut().find(|s| s.handle == handle) {
+            s.next_off = end;
+        }
+    }
+
     /// Drops the handle's chunks when `off` lies outside its window (a seek).
     pub fn seek(&mut self, handle: u64, off: u64, sz: &Sizes) {
         if let Some(s) = self.streams.iter_mut().find(|s| s.handle == handle) {
