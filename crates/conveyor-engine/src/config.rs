@@ -49,7 +49,8 @@ impl Config {
     /// make a writer wait for memory that can never be granted.
     pub fn normalized(mut self) -> Config {
         self.io_size = self.io_size.max(4096);
-        self.write_buffer = self.write_buffer.max(SEGMENT);
+        // One segment in flight must leave another to write into.
+        self.write_buffer = self.write_buffer.max(2 * SEGMENT);
         self.initial_write_buffer = self.initial_write_buffer.clamp(SEGMENT, self.write_buffer);
         self.read_ahead = self.read_ahead.max(4096);
         self.initial_read_ahead = self.initial_read_ahead.clamp(4096, self.read_ahead);

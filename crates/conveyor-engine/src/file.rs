@@ -123,26 +123,33 @@ impl File {
 
     /// The sticky error, if it is newer than what `seen` has reported.
     pub fn take_error(&self, seen: &AtomicU64) -> Result<()> {
-        let st = self.lock();
-        if st.err_seq > seen.load(Relaxed) {
-            seen.store(st.err_seq, Relaxed);
-            return Err(Errno(st.err));
-        }
-        Ok(())
+        report(&self.lock(), seen)
     }
 
     // ---- writing ----
 
     /// Writes `data` at `off`, or appends it when `off` is `None`. Returns
-    /// the offset just past the data.
-    pub fn write(self: &Arc<Self>, off: Option<u64>, data: &[u8]) -> Result<u64> {
+    /// the offset just past the data (`None` for an empty write). A failure
+    /// newer than what `seen` has reported is returned instead, checked
+    /// under the lock that queues the data, so nothing is queued behind a
+    /// failure the caller has not heard of.
+    pub fn write(
+        self: &Arc<Self>,
+        off: Option<u64>,
+        data: &[u8],
+        seen: &AtomicU64,
+    ) -> Result<Option<u64>> {
         let t0 = Instant::now();
         let len = data.len() as u64;
-        let res = if data.len() > self.shared.cfg.write_buffer {
+        let res = if data.is_empty() {
+            self.take_error(seen).map(|_| None)
+        } else if data.len() > self.shared.cfg.write_buffer {
             self.flush();
-            self.write_direct(off, data)
+            self.take_error(seen)
+                .and_then(|_| self.write_direct(off, data))
+                .map(Some)
         } else {
-            self.write_buffered(off, data)
+            self.write_buffered(off, data, seen).map(Some)
         };
         if res.is_ok() {
             self.rec.add(|c| &c.app_write_bytes, len);
@@ -151,10 +158,16 @@ impl File {
         res
     }
 
-    fn write_buffered(self: &Arc<Self>, off: Option<u64>, data: &[u8]) -> Result<u64> {
+    fn write_buffered(
+        self: &Arc<Self>,
+        off: Option<u64>,
+        data: &[u8],
+        seen: &AtomicU64,
+    ) -> Result<u64> {
         let cfg = &self.shared.cfg;
         let budget = &self.shared.budget;
         let mut st = self.lock();
+        report(&st, seen)?;
         let base = match off {
             Some(o) => o,
             None => append_offset(&mut st)?,
@@ -193,6 +206,9 @@ impl File {
                         self.dispatch(batches);
                         st = self.lock();
                     }
+                    // What this write queued before a failure was dropped
+                    // with everything else: say so rather than go on.
+                    report(&st, seen)?;
                 }
             }
         }
@@ -271,7 +287,7 @@ impl File {
         loop {
             let backend = Arc::clone(&self.lock().backend);
             let t = Instant::now();
-            let res = write_batch(&*backend, &b);
+            let (written, res) = write_batch(&*backend, &b);
             let ns = nanos(t.elapsed());
             let (seqs, len) = (b.seqs.clone(), b.len as u64);
             // The segments must be unshared before `complete` recycles them.
@@ -292,7 +308,7 @@ impl File {
                     st.err_seq += 1;
                     st.err = e.0;
                     self.rec.error(e.0);
-                    let lost = st.wb.discard_unissued(budget) + len;
+                    let lost = st.wb.discard_unissued(budget) + len - written as u64;
                     self.rec.add(|c| &c.lost_bytes, lost);
                     st.aimd.failure();
                 }
@@ -456,7 +472,12 @@ impl File {
                 Step::Wait => st = self.wait(st),
                 Step::Miss => {
                     self.rec.add(|c| &c.read_ahead_misses, 1);
-                    let (n, snoop) = self.read_direct(st, handle, pos, dst)?;
+                    let (n, snoop) = match self.read_direct(st, handle, pos, dst) {
+                        Ok(r) => r,
+                        // Bytes already copied are the answer, as a short read.
+                        Err(_) if pos > off => (0, false),
+                        Err(e) => return Err(e),
+                    };
                     snooped |= snoop;
                     total = (pos - off) as usize + n;
                     break;
@@ -587,6 +608,15 @@ impl Drop for File {
     }
 }
 
+/// The sticky error, if it is newer than what `seen` has reported.
+fn report(st: &State, seen: &AtomicU64) -> Result<()> {
+    if st.err_seq > seen.load(Relaxed) {
+        seen.store(st.err_seq, Relaxed);
+        return Err(Errno(st.err));
+    }
+    Ok(())
+}
+
 /// Runs a storage request again while it fails with `EINTR`.
 fn retry<T>(mut op: impl FnMut() -> Result<T>) -> Result<T> {
     loop {
@@ -628,8 +658,9 @@ fn overlay(wb: &WriteBuffer, pos: u64, dst: &mut [u8]) -> bool {
 }
 
 /// One batch to storage, continuing short writes and retrying `EINTR`.
-/// Returns the end offset the data reached.
-fn write_batch(backend: &dyn Backend, b: &Batch) -> Result<u64> {
+/// Returns the bytes written and the end offset they reached, or the error
+/// that stopped it.
+fn write_batch(backend: &dyn Backend, b: &Batch) -> (usize, Result<u64>) {
     let mut done = 0usize;
     let mut end = b.offset + b.len as u64;
     while done < b.len {
@@ -655,11 +686,11 @@ fn write_batch(backend: &dyn Backend, b: &Batch) -> Result<u64> {
             backend.pwritev(&slices, b.offset + done as u64)
         };
         match r {
-            Ok(0) => return Err(Errno::EIO),
+            Ok(0) => return (done, Err(Errno::EIO)),
             Ok(n) => done += n,
             Err(Errno::EINTR) => {}
-            Err(e) => return Err(e),
+            Err(e) => return (done, Err(e)),
         }
     }
-    Ok(end)
+    (done, Ok(end))
 }

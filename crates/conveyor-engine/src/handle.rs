@@ -122,12 +122,8 @@ impl Handle {
     pub fn write(&self, buf: &[u8]) -> Result<usize> {
         self.writable()?;
         let mut pos = self.pos();
-        self.file.take_error(&self.err_seen)?;
-        if buf.is_empty() {
-            return Ok(0);
-        }
         let at = if self.mode.append { None } else { Some(*pos) };
-        *pos = self.file.write(at, buf)?;
+        *pos = self.file.write(at, buf, &self.err_seen)?.unwrap_or(*pos);
         Ok(buf.len())
     }
 
@@ -135,12 +131,8 @@ impl Handle {
     /// Linux does); the offset does not move.
     pub fn pwrite(&self, buf: &[u8], off: u64) -> Result<usize> {
         self.writable()?;
-        self.file.take_error(&self.err_seen)?;
-        if buf.is_empty() {
-            return Ok(0);
-        }
         let at = if self.mode.append { None } else { Some(off) };
-        self.file.write(at, buf)?;
+        self.file.write(at, buf, &self.err_seen)?;
         Ok(buf.len())
     }
 

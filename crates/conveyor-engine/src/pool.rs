@@ -11,9 +11,13 @@ pub(crate) type Job = Box<dyn FnOnce() + Send + 'static>;
 
 struct State {
     jobs: VecDeque<Job>,
-    // Invariant: `idle <= threads`; a thread counts as idle only while it
-    // waits on `ready` with `jobs` empty.
+    // Threads waiting on `ready` that no submitter has claimed yet. A
+    // submitter claims one (moving it from `idle` to `claimed`) before
+    // notifying, so two quick submits never count on the same sleeper and a
+    // second job gets a thread of its own instead of queueing behind the first.
     idle: usize,
+    // Wake-ups promised to idle threads but not yet taken.
+    claimed: usize,
     threads: usize,
     shutdown: bool,
 }
@@ -41,6 +45,7 @@ impl Pool {
                 state: Mutex::new(State {
                     jobs: VecDeque::new(),
                     idle: 0,
+                    claimed: 0,
                     threads: 0,
                     shutdown: false,
                 }),
@@ -57,6 +62,8 @@ impl Pool {
         let mut st = lock(&self.inner.state);
         st.jobs.push_back(job);
         if st.idle > 0 {
+            st.idle -= 1;
+            st.claimed += 1;
             self.inner.ready.notify_one();
             return;
         }
@@ -103,6 +110,12 @@ fn worker(inner: Arc<Inner>) {
         }
         st.idle += 1;
         st = inner.ready.wait(st).unwrap_or_else(|p| p.into_inner());
-        st.idle -= 1;
+        // A claimed wake-up was already taken off `idle` by its submitter;
+        // a spurious one was not.
+        if st.claimed > 0 {
+            st.claimed -= 1;
+        } else {
+            st.idle -= 1;
+        }
     }
 }
