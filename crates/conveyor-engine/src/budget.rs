@@ -7,6 +7,9 @@ use std::sync::{Arc, Mutex};
 
 /// Free segments kept for reuse; beyond this they go back to the allocator.
 const FREE_KEEP: usize = 64;
+/// Bytes of free read-ahead chunk buffers kept for reuse. Reusing them keeps
+/// fresh pages (a page fault and a zeroed page per 4 KiB) off the read path.
+const CHUNKS_KEEP: usize = 8 << 20;
 
 /// The process-wide memory cap and the segment free list.
 pub(crate) struct Budget {
@@ -15,6 +18,7 @@ pub(crate) struct Budget {
     // grows through `try_reserve` and shrinks through `release`.
     used: AtomicUsize,
     free: Mutex<Vec<Vec<u8>>>,
+    chunks: Mutex<Vec<Vec<u8>>>,
 }
 
 impl Budget {
@@ -23,6 +27,7 @@ impl Budget {
             cap,
             used: AtomicUsize::new(0),
             free: Mutex::new(Vec::new()),
+            chunks: Mutex::new(Vec::new()),
         }
     }
 
@@ -70,23 +75,47 @@ impl Budget {
     }
 }
 
-/// Bytes of the budget held by one read-ahead chunk; given back on drop.
+/// Bytes of the budget held by one read-ahead chunk, and the chunk's buffer
+/// once it has one; both are given back on drop.
 pub(crate) struct Reservation {
     budget: Arc<Budget>,
     bytes: usize,
+    /// The chunk's bytes (empty until the prefetch has a buffer).
+    pub buf: Vec<u8>,
 }
 
 impl Reservation {
     pub fn try_new(budget: &Arc<Budget>, bytes: usize) -> Option<Reservation> {
-        budget.try_reserve(bytes).then(|| Reservation {
-            budget: Arc::clone(budget),
+        let budget = Arc::clone(budget);
+        budget.try_reserve(bytes).then_some(Reservation {
+            budget,
             bytes,
+            buf: Vec::new(),
         })
+    }
+
+    /// Gives the reservation a buffer of its size. A reused buffer keeps
+    /// old contents: the caller uses only what it overwrites.
+    pub fn fill_buffer(&mut self) {
+        let reused = self.budget.chunks.lock().ok().and_then(|mut c| {
+            let i = c.iter().position(|b| b.len() == self.bytes)?;
+            Some(c.swap_remove(i))
+        });
+        self.buf = reused.unwrap_or_else(|| vec![0; self.bytes]);
     }
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.buf);
+        if !buf.is_empty() {
+            if let Ok(mut c) = self.budget.chunks.lock() {
+                let held: usize = c.iter().map(Vec::len).sum();
+                if held + buf.len() <= CHUNKS_KEEP {
+                    c.push(buf);
+                }
+            }
+        }
         self.budget.release(self.bytes);
     }
 }

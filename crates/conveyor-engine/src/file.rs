@@ -587,12 +587,11 @@ impl File {
         }
     }
 
-    fn run_prefetch(self: Arc<Self>, p: Prefetch) {
+    fn run_prefetch(self: Arc<Self>, mut p: Prefetch) {
         let backend = Arc::clone(&self.lock().backend);
-        let mut data = vec![0u8; p.len];
-        let (n, err) = self.read_storage(&*backend, &mut data, p.off);
-        data.truncate(n);
-        self.lock().ra.land(p, err.is_none().then_some(data));
+        p.mem.fill_buffer();
+        let (n, err) = self.read_storage(&*backend, &mut p.mem.buf, p.off);
+        self.lock().ra.land(p, err.is_none().then_some(n));
         self.cv.notify_all();
     }
 }

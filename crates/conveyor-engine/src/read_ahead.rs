@@ -13,7 +13,8 @@ use std::ops::Range;
 
 enum State {
     Loading { stale: bool },
-    Ready { data: Vec<u8>, _mem: Reservation },
+    // The bytes are `mem.buf[..valid]`.
+    Ready { mem: Reservation, valid: usize },
 }
 
 struct Chunk {
@@ -189,10 +190,10 @@ impl ReadAhead {
             return match &c.state {
                 State::Loading { stale: false } => Lookup::Loading,
                 State::Loading { stale: true } => Lookup::Miss,
-                State::Ready { data, .. } => {
+                State::Ready { mem, valid } => {
                     let rel = (off - c.off) as usize;
-                    if rel < data.len() {
-                        Lookup::Ready(&data[rel..])
+                    if rel < *valid {
+                        Lookup::Ready(&mem.buf[rel..*valid])
                     } else {
                         Lookup::Miss
                     }
@@ -202,8 +203,9 @@ impl ReadAhead {
         Lookup::Miss
     }
 
-    /// A prefetch finished with `data` (short at end of file), or failed.
-    pub fn land(&mut self, p: Prefetch, data: Option<Vec<u8>>) {
+    /// A prefetch finished with `valid` bytes in `p.mem.buf` (short at end
+    /// of file), or failed (`None`).
+    pub fn land(&mut self, p: Prefetch, valid: Option<usize>) {
         let Some(s) = self.streams.iter_mut().find(|s| s.handle == p.handle) else {
             return;
         };
@@ -211,14 +213,14 @@ impl ReadAhead {
             return;
         };
         let keep = matches!(s.chunks[i].state, State::Loading { stale: false });
-        match data {
-            Some(d) if keep => {
-                if d.len() < p.len {
-                    s.eof = Some(p.off + d.len() as u64);
+        match valid {
+            Some(n) if keep => {
+                if n < p.len {
+                    s.eof = Some(p.off + n as u64);
                 }
                 s.chunks[i].state = State::Ready {
-                    data: d,
-                    _mem: p.mem,
+                    mem: p.mem,
+                    valid: n,
                 };
             }
             _ => {
