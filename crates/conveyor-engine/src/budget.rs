@@ -86,8 +86,9 @@ pub(crate) struct Reservation {
 
 impl Reservation {
     pub fn try_new(budget: &Arc<Budget>, bytes: usize) -> Option<Reservation> {
+        // Only a successful reservation may exist: its drop gives the bytes back.
         let budget = Arc::clone(budget);
-        budget.try_reserve(bytes).then_some(Reservation {
+        budget.try_reserve(bytes).then(|| Reservation {
             budget,
             bytes,
             buf: Vec::new(),

@@ -220,9 +220,14 @@ impl File {
             .total
             .buffer_peak
             .fetch_max(budget.used() as u64, Relaxed);
-        let batches = self.pump(&mut st);
-        drop(st);
-        self.dispatch(batches);
+        // An idle flusher starts here; a busy one cuts its next batches when
+        // a batch completes, so waking and starting workers stays off the
+        // application's write path.
+        if st.wb.in_flight() == 0 {
+            let batches = self.pump(&mut st);
+            drop(st);
+            self.dispatch(batches);
+        }
         Ok(end)
     }
 
@@ -260,7 +265,10 @@ impl File {
             Some(e) => e,
             None => retry(|| backend.size())?,
         };
-        st.stored = Some(st.stored.unwrap_or(0).max(end));
+        // Only raise a size already known: `end` says nothing of data past it.
+        if let Some(s) = st.stored.as_mut() {
+            *s = (*s).max(end);
+        }
         st.ra
             .invalidate(&(end.saturating_sub(data.len() as u64)..end));
         Ok(end)
@@ -400,14 +408,21 @@ impl File {
 
     /// Size including pending data.
     pub fn size(&self) -> Result<u64> {
-        let (pending, backend) = {
+        let (pending, quiet, backend) = {
             let st = self.lock();
-            (st.wb.index().end(), Arc::clone(&st.backend))
+            (
+                st.wb.index().end(),
+                quiet_mark(&st),
+                Arc::clone(&st.backend),
+            )
         };
         // Read after the pending end: data that left the index is stored.
         let stored = retry(|| backend.size())?;
         let mut st = self.lock();
-        if st.wb.is_idle() {
+        // Adopt the answer as the known stored size only if no write of
+        // ours was pending or queued around the request: a size read while
+        // a batch was half written would place later appends too low.
+        if quiet.is_some() && quiet == quiet_mark(&st) {
             st.stored = Some(stored);
         }
         Ok(pending.max(stored))
@@ -605,6 +620,12 @@ impl Drop for File {
             closed.push_back((self.name.clone(), Arc::clone(&self.rec.file)));
         }
     }
+}
+
+/// A mark that is equal before and after a storage request only if this
+/// file had no pending write at either point and queued none in between.
+fn quiet_mark(st: &State) -> Option<u64> {
+    st.wb.is_idle().then(|| st.wb.next_seq())
 }
 
 /// The sticky error, if it is newer than what `seen` has reported.

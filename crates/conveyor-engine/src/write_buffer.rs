@@ -145,6 +145,11 @@ impl WriteBuffer {
         self.done.below
     }
 
+    /// Batches being written now.
+    pub fn in_flight(&self) -> usize {
+        self.inflight.len()
+    }
+
     /// True when there is no pending data at all.
     pub fn is_idle(&self) -> bool {
         self.segs.is_empty()
