@@ -28,6 +28,15 @@ pub trait Backend: Send + Sync + 'static {
     fn allocate(&self, mode: i32, offset: u64, len: u64) -> Result<()>;
     /// The size storage reports (`fstat`'s `st_size`).
     fn size(&self) -> Result<u64>;
+    /// Whether reads can succeed (a backend over a write-only descriptor
+    /// cannot read). The engine prefers a backend that can do more.
+    fn can_read(&self) -> bool {
+        true
+    }
+    /// Whether writes can succeed.
+    fn can_write(&self) -> bool {
+        true
+    }
 }
 
 /// A [`Backend`] over a `std::fs::File`, used by benchmarks and examples

@@ -79,25 +79,58 @@ impl Engine {
         let mut files = self.files();
         let file = match files.get(&key).and_then(Weak::upgrade) {
             Some(f) => {
-                f.offer_backend(backend, mode.write);
+                f.offer_backend(backend);
                 f
             }
             None => {
                 if files.len() >= 64 && files.len().is_power_of_two() {
                     files.retain(|_, w| w.strong_count() > 0);
                 }
-                let f = Arc::new(File::new(
-                    Arc::clone(&self.shared),
-                    name,
-                    backend,
-                    mode.write,
-                ));
+                let f = Arc::new(File::new(Arc::clone(&self.shared), name, backend));
                 files.insert(key, Arc::downgrade(&f));
                 f
             }
         };
         drop(files);
         Handle::new(file, self.next_handle.fetch_add(1, Ordering::Relaxed), mode)
+    }
+
+    fn find(&self, key: FileKey) -> Option<Arc<File>> {
+        self.files().get(&key).and_then(Weak::upgrade)
+    }
+
+    /// End of the pending data of file `key`, if it is open here (for
+    /// `stat` by path, which has no handle).
+    pub fn pending_end(&self, key: FileKey) -> Option<u64> {
+        self.find(key).map(|f| f.pending_end())
+    }
+
+    /// Waits until the pending data of file `key` is on storage (before a
+    /// truncate or an `O_TRUNC` open by path).
+    pub fn flush_file(&self, key: FileKey) {
+        if let Some(f) = self.find(key) {
+            f.flush();
+        }
+    }
+
+    /// Drops the read-ahead data of file `key`.
+    pub fn drop_cache_of(&self, key: FileKey) {
+        if let Some(f) = self.find(key) {
+            f.drop_cache();
+        }
+    }
+
+    /// File `key` was changed outside the engine: drops its cached data and
+    /// what the engine knew of its size.
+    pub fn invalidate_file(&self, key: FileKey) {
+        if let Some(f) = self.find(key) {
+            f.invalidate();
+        }
+    }
+
+    /// True when some file is open in the engine.
+    pub fn has_files(&self) -> bool {
+        self.files().values().any(|w| w.strong_count() > 0)
     }
 
     fn live(&self) -> Vec<Arc<File>> {

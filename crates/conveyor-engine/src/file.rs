@@ -34,7 +34,6 @@ pub(crate) struct Shared {
 
 struct State {
     backend: Arc<dyn Backend>,
-    backend_writes: bool,
     wb: WriteBuffer,
     ra: ReadAhead,
     // Size of the file on storage as this process knows it (None: not asked yet).
@@ -61,7 +60,7 @@ enum Step {
 }
 
 impl File {
-    pub fn new(shared: Arc<Shared>, name: &str, backend: Arc<dyn Backend>, writes: bool) -> File {
+    pub fn new(shared: Arc<Shared>, name: &str, backend: Arc<dyn Backend>) -> File {
         let cfg = &shared.cfg;
         let rec = Recorder {
             file: Arc::new(Counters::default()),
@@ -73,7 +72,6 @@ impl File {
         rec.file.inflight_limit.store(1, Relaxed);
         let st = State {
             backend,
-            backend_writes: writes,
             wb: WriteBuffer::new(cfg.initial_write_buffer),
             ra: ReadAhead::default(),
             stored: None,
@@ -107,13 +105,21 @@ impl File {
         }
     }
 
-    /// Replaces a read-only backend when a writing handle brings a better one.
-    pub fn offer_backend(&self, backend: Arc<dyn Backend>, writes: bool) {
+    /// Replaces the backend when a new handle brings one that can do more
+    /// (read and write where the old one could do only one).
+    pub fn offer_backend(&self, backend: Arc<dyn Backend>) {
         let mut st = self.lock();
-        if writes && !st.backend_writes {
+        let old = (st.backend.can_read(), st.backend.can_write());
+        let new = (backend.can_read(), backend.can_write());
+        if new != old && (new.0 || !old.0) && (new.1 || !old.1) {
             st.backend = backend;
-            st.backend_writes = true;
         }
+    }
+
+    /// End of the pending data (0 when none): `fstat` reports the larger of
+    /// this and the stored size.
+    pub fn pending_end(&self) -> u64 {
+        self.lock().wb.index().end()
     }
 
     /// The current failure count; a new handle starts from it.
@@ -426,6 +432,14 @@ impl File {
             st.stored = Some(stored);
         }
         Ok(pending.max(stored))
+    }
+
+    /// Something outside the engine changed the file (a truncate by path, a
+    /// copy into it): drops cached data and forgets the known size.
+    pub fn invalidate(&self) {
+        let mut st = self.lock();
+        st.ra.invalidate_all();
+        st.stored = None;
     }
 
     /// Drops cached read-ahead data (another process may change the file).

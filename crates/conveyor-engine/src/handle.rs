@@ -197,10 +197,22 @@ impl Handle {
         self.file.size()
     }
 
+    /// End of the file's pending data (0 when none): `fstat` reports the
+    /// larger of this and what storage says, without a second request.
+    pub fn pending_end(&self) -> u64 {
+        self.file.pending_end()
+    }
+
     /// Drops read-ahead data of the file (a lock was taken, or another
     /// program may have changed it).
     pub fn drop_cache(&self) {
         self.file.drop_cache();
+    }
+
+    /// Something outside the engine changed the file: drops its cached data
+    /// and what the engine knew of its size.
+    pub fn invalidate(&self) {
+        self.file.invalidate();
     }
 
     /// This file's statistics.

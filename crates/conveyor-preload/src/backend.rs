@@ -1,0 +1,197 @@
+//! The shim's storage backend: positioned I/O through the real libc
+//! functions on private `O_CLOEXEC` descriptors, so background workers never
+//! use a descriptor number the program can close or reuse.
+
+use crate::real;
+use conveyor_engine::{Backend, Errno, Result};
+use libc::c_int;
+use std::sync::OnceLock;
+
+/// Private descriptors of one file.
+pub struct RawBackend {
+    fd: c_int,
+    read: bool,
+    write: bool,
+    // Opened on the first append: a description with O_APPEND of its own.
+    appender: OnceLock<c_int>,
+}
+
+fn last() -> Errno {
+    Errno(real::errno())
+}
+
+fn proc_path(fd: c_int) -> [u8; 32] {
+    let mut b = [0u8; 32];
+    let s = format!("/proc/self/fd/{fd}");
+    b[..s.len()].copy_from_slice(s.as_bytes());
+    b
+}
+
+impl RawBackend {
+    /// Private descriptors for the file the program opened as `fd` with
+    /// `flags`. Reopens it read-write through `/proc/self/fd` (a new
+    /// description, so the program's offset and `O_APPEND` are not shared);
+    /// if that is refused, falls back to a duplicate of the program's
+    /// descriptor with its access mode. `None` if neither works.
+    pub fn open(fd: c_int, flags: c_int) -> Option<RawBackend> {
+        let path = proc_path(fd);
+        let acc = flags & libc::O_ACCMODE;
+        // SAFETY: `path` is NUL-terminated; real open only reads it.
+        let rw = unsafe { real::open(path.as_ptr().cast(), libc::O_RDWR | libc::O_CLOEXEC, 0) };
+        if rw >= 0 {
+            return Some(RawBackend {
+                fd: rw,
+                read: true,
+                write: true,
+                appender: OnceLock::new(),
+            });
+        }
+        if flags & libc::O_APPEND != 0 {
+            // A duplicate would share O_APPEND, and pwrite would append:
+            // leave such a descriptor to the kernel.
+            return None;
+        }
+        // SAFETY: as above.
+        let dup = unsafe { real::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+        if dup < 0 {
+            return None;
+        }
+        Some(RawBackend {
+            fd: dup,
+            read: acc != libc::O_WRONLY,
+            write: acc != libc::O_RDONLY,
+            appender: OnceLock::new(),
+        })
+    }
+
+    /// The main private descriptor (for `SEEK_DATA`/`SEEK_HOLE` queries).
+    pub fn fd(&self) -> c_int {
+        self.fd
+    }
+
+    fn append_fd(&self) -> Result<c_int> {
+        let fd = *self.appender.get_or_init(|| {
+            let path = proc_path(self.fd);
+            // SAFETY: `path` is NUL-terminated.
+            unsafe {
+                real::open(
+                    path.as_ptr().cast(),
+                    libc::O_WRONLY | libc::O_APPEND | libc::O_CLOEXEC,
+                    0,
+                )
+            }
+        });
+        if fd < 0 {
+            Err(Errno::EBADF)
+        } else {
+            Ok(fd)
+        }
+    }
+}
+
+fn iov(bufs: &[&[u8]]) -> Vec<libc::iovec> {
+    bufs.iter()
+        .map(|b| libc::iovec {
+            iov_base: b.as_ptr() as *mut _,
+            iov_len: b.len(),
+        })
+        .collect()
+}
+
+fn ret(r: isize) -> Result<usize> {
+    if r < 0 {
+        Err(last())
+    } else {
+        Ok(r as usize)
+    }
+}
+
+fn ok(r: c_int) -> Result<()> {
+    if r < 0 {
+        Err(last())
+    } else {
+        Ok(())
+    }
+}
+
+fn off(o: u64) -> Result<i64> {
+    i64::try_from(o).map_err(|_| Errno::EOVERFLOW)
+}
+
+impl Backend for RawBackend {
+    fn pread(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
+        // SAFETY: `buf` is a live mutable buffer of `buf.len()` bytes.
+        ret(unsafe { real::pread64(self.fd, buf.as_mut_ptr().cast(), buf.len(), off(offset)?) })
+    }
+
+    fn pwritev(&self, bufs: &[&[u8]], offset: u64) -> Result<usize> {
+        let v = iov(bufs);
+        let cnt = v.len().min(libc::UIO_MAXIOV as usize) as c_int;
+        // SAFETY: every iovec points into a slice borrowed for this call.
+        ret(unsafe { real::pwritev64(self.fd, v.as_ptr(), cnt, off(offset)?) })
+    }
+
+    fn append(&self, bufs: &[&[u8]]) -> Result<(usize, Option<u64>)> {
+        let fd = self.append_fd()?;
+        let v = iov(bufs);
+        let cnt = v.len().min(libc::UIO_MAXIOV as usize) as c_int;
+        // SAFETY: as in `pwritev`.
+        let n = ret(unsafe { real::writev(fd, v.as_ptr(), cnt) })?;
+        // SAFETY: no memory involved.
+        let end = unsafe { real::lseek64(fd, 0, libc::SEEK_CUR) };
+        Ok((n, u64::try_from(end).ok()))
+    }
+
+    fn sync(&self, data_only: bool) -> Result<()> {
+        let fd = self.fd;
+        // SAFETY: no memory involved.
+        ok(unsafe {
+            if data_only {
+                real::fdatasync(fd)
+            } else {
+                real::fsync(fd)
+            }
+        })
+    }
+
+    fn truncate(&self, len: u64) -> Result<()> {
+        // SAFETY: no memory involved.
+        ok(unsafe { real::ftruncate64(self.fd, off(len)?) })
+    }
+
+    fn allocate(&self, mode: i32, offset: u64, len: u64) -> Result<()> {
+        // SAFETY: no memory involved.
+        ok(unsafe { real::fallocate64(self.fd, mode, off(offset)?, off(len)?) })
+    }
+
+    fn size(&self) -> Result<u64> {
+        let fd = self.fd;
+        // SAFETY: `st` is a plain C struct the call fills.
+        let mut st: libc::stat64 = unsafe { std::mem::zeroed() };
+        // SAFETY: `st` is valid for writing.
+        ok(unsafe { real::fstat64(fd, &mut st) })?;
+        Ok(st.st_size as u64)
+    }
+
+    fn can_read(&self) -> bool {
+        self.read
+    }
+
+    fn can_write(&self) -> bool {
+        self.write
+    }
+}
+
+impl Drop for RawBackend {
+    fn drop(&mut self) {
+        for fd in [Some(self.fd), self.appender.get().copied()]
+            .into_iter()
+            .flatten()
+        {
+            if fd >= 0 {
+                // SAFETY: closing descriptors this backend owns.
+                unsafe { real::close(fd) };
+            }
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! Test support: with `CONVEYOR_TEST_COUNTS=FILE` set, counts which hooks
+//! handled a managed descriptor and writes `name count` lines to FILE
+//! (`%p`: pid) at exit, so tests can prove every hooked name is reached.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+static ON: AtomicBool = AtomicBool::new(false);
+static HITS: Mutex<Vec<(&'static str, u64)>> = Mutex::new(Vec::new());
+
+/// Turns counting on if the variable is set.
+pub fn init() {
+    ON.store(
+        std::env::var_os("CONVEYOR_TEST_COUNTS").is_some(),
+        Ordering::Relaxed,
+    );
+}
+
+/// Counts one managed call of hook `name`.
+pub fn hit(name: &'static str) {
+    if !ON.load(Ordering::Relaxed) {
+        return;
+    }
+    if let Ok(mut h) = HITS.lock() {
+        match h.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, c)) => *c += 1,
+            None => h.push((name, 1)),
+        }
+    }
+}
+
+/// Writes the counts (at exit).
+pub fn write_out() {
+    // Once: both the atexit handler and the destructor call this.
+    if !ON.swap(false, Ordering::Relaxed) {
+        return;
+    }
+    let Some(path) = std::env::var("CONVEYOR_TEST_COUNTS").ok() else {
+        return;
+    };
+    // SAFETY: getpid has no preconditions.
+    let path = path.replace("%p", &unsafe { libc::getpid() }.to_string());
+    let mut text = String::new();
+    if let Ok(h) = HITS.lock() {
+        for (n, c) in h.iter() {
+            text.push_str(&format!("{n} {c}\n"));
+        }
+    }
+    let Ok(cpath) = std::ffi::CString::new(path) else {
+        return;
+    };
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND | libc::O_CLOEXEC;
+    // SAFETY: `cpath` is NUL-terminated; the real open bypasses the hooks.
+    let fd = unsafe { crate::real::open(cpath.as_ptr(), flags, 0o600) };
+    if fd >= 0 {
+        // SAFETY: writes a live buffer and closes our own descriptor.
+        unsafe {
+            crate::real::write(fd, text.as_ptr().cast(), text.len());
+            crate::real::close(fd);
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! Runs the managed part of a hook safely: at most once per thread at a time
+//! (re-entry passes through), with `errno` preserved on success, every error
+//! turned into `-1`/errno, and a panic turned into `EIO` without running the
+//! real call again (that would repeat the I/O).
+
+use crate::real::{errno, set_errno, Failure};
+use conveyor_engine::Errno;
+use std::cell::Cell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+thread_local! {
+    // Const-initialised and without a destructor: safe to touch at any
+    // point of a thread's life, including its exit.
+    static BUSY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `managed` unless this thread is already inside the shim, in which
+/// case it runs `pass` (the real call) instead.
+pub fn run<R: Failure>(pass: impl FnOnce() -> R, managed: impl FnOnce() -> Result<R, Errno>) -> R {
+    let entered = BUSY.try_with(|b| !b.replace(true)).unwrap_or(false);
+    if !entered {
+        return pass();
+    }
+    let saved = errno();
+    let out = catch_unwind(AssertUnwindSafe(managed));
+    let _ = BUSY.try_with(|b| b.set(false));
+    match out {
+        Ok(Ok(v)) => {
+            set_errno(saved);
+            v
+        }
+        Ok(Err(e)) => {
+            set_errno(e.0);
+            R::failure()
+        }
+        Err(_) => {
+            crate::log::error("internal error (panic) in a hook; the call fails with EIO");
+            set_errno(libc::EIO);
+            R::failure()
+        }
+    }
+}
+
+/// True while this thread runs shim code (its own I/O must pass through).
+pub fn inside() -> bool {
+    BUSY.try_with(|b| b.get()).unwrap_or(true)
+}

@@ -1,0 +1,11 @@
+//! The exported symbols. Each one decides "managed or not" with one table
+//! lookup (or, for opens and process calls, forwards around the real call)
+//! and otherwise calls the real function; all logic lives in `ops`.
+
+mod fd;
+mod open;
+mod process;
+mod rw;
+mod stat;
+mod sync;
+mod transfer;

@@ -1,0 +1,129 @@
+//! open, open64, openat, openat64, __open_2, __open64_2, __openat_2,
+//! __openat64_2, creat, creat64.
+
+use crate::ops::open::{after, before};
+use crate::real;
+use libc::{c_char, c_int, mode_t};
+
+const CREAT: c_int = libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC;
+
+macro_rules! open_hook {
+    ($name:ident) => {
+        /// Hooked open.
+        ///
+        /// # Safety
+        /// As for `open(2)`.
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(path: *const c_char, flags: c_int, mode: mode_t) -> c_int {
+            // SAFETY: the caller's arguments.
+            let t = unsafe { before(libc::AT_FDCWD, path, flags) };
+            // SAFETY: as above.
+            after(
+                stringify!($name),
+                unsafe { real::$name(path, flags, mode) },
+                flags,
+                t,
+            )
+        }
+    };
+}
+
+macro_rules! openat_hook {
+    ($name:ident) => {
+        /// Hooked openat.
+        ///
+        /// # Safety
+        /// As for `openat(2)`.
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(
+            dirfd: c_int,
+            path: *const c_char,
+            flags: c_int,
+            mode: mode_t,
+        ) -> c_int {
+            // SAFETY: the caller's arguments.
+            let t = unsafe { before(dirfd, path, flags) };
+            // SAFETY: as above.
+            after(
+                stringify!($name),
+                unsafe { real::$name(dirfd, path, flags, mode) },
+                flags,
+                t,
+            )
+        }
+    };
+}
+
+macro_rules! open2_hook {
+    ($name:ident) => {
+        /// Hooked fortified open.
+        ///
+        /// # Safety
+        /// As for `open(2)` without a mode.
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(path: *const c_char, flags: c_int) -> c_int {
+            // SAFETY: the caller's arguments.
+            let t = unsafe { before(libc::AT_FDCWD, path, flags) };
+            // SAFETY: as above.
+            after(
+                stringify!($name),
+                unsafe { real::$name(path, flags) },
+                flags,
+                t,
+            )
+        }
+    };
+}
+
+macro_rules! openat2_hook {
+    ($name:ident) => {
+        /// Hooked fortified openat.
+        ///
+        /// # Safety
+        /// As for `openat(2)` without a mode.
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int {
+            // SAFETY: the caller's arguments.
+            let t = unsafe { before(dirfd, path, flags) };
+            // SAFETY: as above.
+            after(
+                stringify!($name),
+                unsafe { real::$name(dirfd, path, flags) },
+                flags,
+                t,
+            )
+        }
+    };
+}
+
+macro_rules! creat_hook {
+    ($name:ident) => {
+        /// Hooked creat.
+        ///
+        /// # Safety
+        /// As for `creat(2)`.
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(path: *const c_char, mode: mode_t) -> c_int {
+            // SAFETY: the caller's arguments.
+            let t = unsafe { before(libc::AT_FDCWD, path, CREAT) };
+            // SAFETY: as above.
+            after(
+                stringify!($name),
+                unsafe { real::$name(path, mode) },
+                CREAT,
+                t,
+            )
+        }
+    };
+}
+
+open_hook!(open);
+open_hook!(open64);
+openat_hook!(openat);
+openat_hook!(openat64);
+open2_hook!(__open_2);
+open2_hook!(__open64_2);
+openat2_hook!(__openat_2);
+openat2_hook!(__openat64_2);
+creat_hook!(creat);
+creat_hook!(creat64);

@@ -1,0 +1,106 @@
+//! fork, vfork, execve, execv, execvp, execvpe, fexecve, posix_spawn,
+//! posix_spawnp, system, popen, _exit, _Exit: barriers before another
+//! program runs, and flushing before the process ends.
+
+use crate::ops::process::{at_exit, barrier, in_child};
+use crate::real;
+use libc::{c_char, c_int, pid_t, FILE};
+
+/// # Safety
+/// As for `fork(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn fork() -> pid_t {
+    barrier("fork");
+    // SAFETY: no arguments.
+    let pid = unsafe { real::fork() };
+    if pid == 0 {
+        in_child();
+    }
+    pid
+}
+
+/// `vfork` runs as `fork`: a vfork child shares the parent's memory, and a
+/// hook running in it must not change the parent's state. `fork` gives
+/// every guarantee `vfork` does.
+///
+/// # Safety
+/// As for `vfork(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn vfork() -> pid_t {
+    barrier("vfork");
+    // SAFETY: no arguments.
+    let pid = unsafe { real::fork() };
+    if pid == 0 {
+        in_child();
+    }
+    pid
+}
+
+macro_rules! exec_hook {
+    ($name:ident($($a:ident: $t:ty),*)) => {
+        /// # Safety
+        /// As for the `exec` family.
+        #[no_mangle]
+        pub unsafe extern "C" fn $name($($a: $t),*) -> c_int {
+            barrier(stringify!($name));
+            // SAFETY: the caller's arguments.
+            unsafe { real::$name($($a),*) }
+        }
+    };
+}
+exec_hook!(execve(path: *const c_char, argv: *const *const c_char, envp: *const *const c_char));
+exec_hook!(execv(path: *const c_char, argv: *const *const c_char));
+exec_hook!(execvp(file: *const c_char, argv: *const *const c_char));
+exec_hook!(execvpe(file: *const c_char, argv: *const *const c_char, envp: *const *const c_char));
+exec_hook!(fexecve(fd: c_int, argv: *const *const c_char, envp: *const *const c_char));
+exec_hook!(posix_spawn(
+    pid: *mut pid_t,
+    path: *const c_char,
+    fa: *const libc::posix_spawn_file_actions_t,
+    attr: *const libc::posix_spawnattr_t,
+    argv: *const *mut c_char,
+    envp: *const *mut c_char
+));
+exec_hook!(posix_spawnp(
+    pid: *mut pid_t,
+    file: *const c_char,
+    fa: *const libc::posix_spawn_file_actions_t,
+    attr: *const libc::posix_spawnattr_t,
+    argv: *const *mut c_char,
+    envp: *const *mut c_char
+));
+exec_hook!(system(cmd: *const c_char));
+
+/// # Safety
+/// As for `popen(3)`.
+#[no_mangle]
+pub unsafe extern "C" fn popen(cmd: *const c_char, mode: *const c_char) -> *mut FILE {
+    barrier("popen");
+    // SAFETY: the caller's arguments.
+    unsafe { real::popen(cmd, mode) }
+}
+
+/// # Safety
+/// As for `_exit(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn _exit(status: c_int) -> ! {
+    at_exit();
+    // SAFETY: the caller's argument; does not return.
+    unsafe { real::_exit(status) };
+    // Only if the real _exit could not be found.
+    // SAFETY: exit_group ends the process.
+    unsafe { libc::syscall(libc::SYS_exit_group, status) };
+    unreachable!("exit_group returned")
+}
+
+/// # Safety
+/// As for `_Exit(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn _Exit(status: c_int) -> ! {
+    at_exit();
+    // SAFETY: the caller's argument; does not return.
+    unsafe { real::_Exit(status) };
+    // SAFETY: exit_group ends the process.
+    unsafe { libc::syscall(libc::SYS_exit_group, status) };
+    unreachable!("exit_group returned")
+}

@@ -1,0 +1,263 @@
+//! read, write and their positioned and vectored forms, and lseek.
+
+use super::{offset, slice, slice_mut};
+use crate::{counts, fdtable, guard, real};
+use conveyor_engine::Errno;
+use libc::{c_int, c_void, iovec, off64_t, size_t, ssize_t};
+use std::io::SeekFrom;
+
+/// `read` and `__read_chk` on a managed fd.
+///
+/// # Safety
+/// As for `read(2)`.
+pub unsafe fn read(name: &'static str, fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
+    let Some(d) = fdtable::get(fd) else {
+        // SAFETY: the caller's arguments, unchanged.
+        return unsafe { real::read(fd, buf, n) };
+    };
+    counts::hit(name);
+    guard::run(
+        // SAFETY: as above.
+        || unsafe { real::read(fd, buf, n) },
+        // SAFETY: `buf` is writable for `n` bytes (the caller's contract).
+        || {
+            d.handle
+                .read(unsafe { slice_mut(buf, n) })
+                .map(|k| k as ssize_t)
+        },
+    )
+}
+
+/// `pread` family on a managed fd.
+///
+/// # Safety
+/// As for `pread(2)`.
+pub unsafe fn pread(
+    name: &'static str,
+    fd: c_int,
+    buf: *mut c_void,
+    n: size_t,
+    off: off64_t,
+) -> ssize_t {
+    let Some(d) = fdtable::get(fd) else {
+        // SAFETY: the caller's arguments, unchanged.
+        return unsafe { real::pread64(fd, buf, n, off) };
+    };
+    counts::hit(name);
+    guard::run(
+        // SAFETY: as above.
+        || unsafe { real::pread64(fd, buf, n, off) },
+        // SAFETY: `buf` is writable for `n` bytes.
+        || {
+            d.handle
+                .pread(unsafe { slice_mut(buf, n) }, offset(off)?)
+                .map(|k| k as ssize_t)
+        },
+    )
+}
+
+/// `write` on a managed fd.
+///
+/// # Safety
+/// As for `write(2)`.
+pub unsafe fn write(name: &'static str, fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
+    let Some(d) = fdtable::get(fd) else {
+        // SAFETY: the caller's arguments, unchanged.
+        return unsafe { real::write(fd, buf, n) };
+    };
+    counts::hit(name);
+    guard::run(
+        // SAFETY: as above.
+        || unsafe { real::write(fd, buf, n) },
+        // SAFETY: `buf` is readable for `n` bytes.
+        || {
+            d.handle
+                .write(unsafe { slice(buf, n) })
+                .map(|k| k as ssize_t)
+        },
+    )
+}
+
+/// `pwrite` family on a managed fd.
+///
+/// # Safety
+/// As for `pwrite(2)`.
+pub unsafe fn pwrite(
+    name: &'static str,
+    fd: c_int,
+    buf: *const c_void,
+    n: size_t,
+    off: off64_t,
+) -> ssize_t {
+    let Some(d) = fdtable::get(fd) else {
+        // SAFETY: the caller's arguments, unchanged.
+        return unsafe { real::pwrite64(fd, buf, n, off) };
+    };
+    counts::hit(name);
+    guard::run(
+        // SAFETY: as above.
+        || unsafe { real::pwrite64(fd, buf, n, off) },
+        // SAFETY: `buf` is readable for `n` bytes.
+        || {
+            d.handle
+                .pwrite(unsafe { slice(buf, n) }, offset(off)?)
+                .map(|k| k as ssize_t)
+        },
+    )
+}
+
+/// The iovec array as a slice.
+///
+/// # Safety
+/// `iov` must point to `cnt` iovecs.
+unsafe fn iovs<'a>(iov: *const iovec, cnt: c_int) -> Result<&'a [iovec], Errno> {
+    if !(0..=libc::UIO_MAXIOV).contains(&cnt) {
+        return Err(Errno::EINVAL);
+    }
+    if cnt == 0 || iov.is_null() {
+        return Ok(&[]);
+    }
+    // SAFETY: guaranteed by the caller.
+    Ok(unsafe { std::slice::from_raw_parts(iov, cnt as usize) })
+}
+
+/// `readv`, `preadv`, `preadv2` (`off == -1`: at the offset) on a managed fd.
+///
+/// # Safety
+/// As for `preadv2(2)`.
+pub unsafe fn readv(
+    name: &'static str,
+    fd: c_int,
+    iov: *const iovec,
+    cnt: c_int,
+    off: Option<off64_t>,
+) -> ssize_t {
+    let pass = || match off {
+        // SAFETY: the caller's arguments, unchanged.
+        Some(o) => unsafe { real::preadv64(fd, iov, cnt, o) },
+        // SAFETY: as above.
+        None => unsafe { real::readv(fd, iov, cnt) },
+    };
+    let Some(d) = fdtable::get(fd) else {
+        return pass();
+    };
+    counts::hit(name);
+    guard::run(pass, || {
+        // SAFETY: `iov` points to `cnt` iovecs.
+        let v = unsafe { iovs(iov, cnt) }?;
+        let mut total = 0usize;
+        let start = off.map(offset).transpose()?;
+        for e in v {
+            // SAFETY: each iovec describes a writable buffer.
+            let buf = unsafe { slice_mut(e.iov_base, e.iov_len) };
+            let r = match start {
+                Some(s) => d.handle.pread(buf, s + total as u64),
+                None => d.handle.read(buf),
+            };
+            match r {
+                Ok(k) => {
+                    total += k;
+                    if k < e.iov_len {
+                        break;
+                    }
+                }
+                Err(_) if total > 0 => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(total as ssize_t)
+    })
+}
+
+/// `writev`, `pwritev`, `pwritev2` on a managed fd. The pieces are joined
+/// first so the write is one operation on the offset, as the kernel's is.
+///
+/// # Safety
+/// As for `pwritev2(2)`.
+pub unsafe fn writev(
+    name: &'static str,
+    fd: c_int,
+    iov: *const iovec,
+    cnt: c_int,
+    off: Option<off64_t>,
+    flags: c_int,
+) -> ssize_t {
+    let pass = || match (off, flags) {
+        // SAFETY: the caller's arguments, unchanged.
+        (Some(o), 0) => unsafe { real::pwritev64(fd, iov, cnt, o) },
+        // SAFETY: as above.
+        (None, 0) => unsafe { real::writev(fd, iov, cnt) },
+        // SAFETY: as above.
+        (o, f) => unsafe { real::pwritev64v2(fd, iov, cnt, o.unwrap_or(-1), f) },
+    };
+    let Some(d) = fdtable::get(fd) else {
+        return pass();
+    };
+    counts::hit(name);
+    if flags & libc::RWF_APPEND != 0 {
+        // An append the description was not opened for: let the kernel do
+        // it, after the pending data, and forget what this changes.
+        let _ = d.handle.flush();
+        let r = pass();
+        d.handle.invalidate();
+        return r;
+    }
+    guard::run(pass, || {
+        // SAFETY: `iov` points to `cnt` iovecs.
+        let v = unsafe { iovs(iov, cnt) }?;
+        let joined: Vec<u8>;
+        let data: &[u8] = if v.len() == 1 {
+            // SAFETY: the iovec describes a readable buffer.
+            unsafe { slice(v[0].iov_base, v[0].iov_len) }
+        } else {
+            let mut j = Vec::with_capacity(v.iter().map(|e| e.iov_len).sum());
+            for e in v {
+                // SAFETY: as above.
+                j.extend_from_slice(unsafe { slice(e.iov_base, e.iov_len) });
+            }
+            joined = j;
+            &joined
+        };
+        let n = match off {
+            Some(o) => d.handle.pwrite(data, offset(o)?)?,
+            None => d.handle.write(data)?,
+        };
+        if flags & (libc::RWF_DSYNC | libc::RWF_SYNC) != 0 {
+            d.handle.sync(flags & libc::RWF_SYNC == 0)?;
+        }
+        Ok(n as ssize_t)
+    })
+}
+
+/// `lseek` on a managed fd.
+///
+/// # Safety
+/// As for `lseek(2)`.
+pub unsafe fn lseek(name: &'static str, fd: c_int, off: off64_t, whence: c_int) -> off64_t {
+    // SAFETY: the caller's arguments, unchanged.
+    let pass = || unsafe { real::lseek64(fd, off, whence) };
+    let Some(d) = fdtable::get(fd) else {
+        return pass();
+    };
+    counts::hit(name);
+    guard::run(pass, || {
+        let to = match whence {
+            libc::SEEK_SET => SeekFrom::Start(offset(off)?),
+            libc::SEEK_CUR => SeekFrom::Current(off),
+            libc::SEEK_END => SeekFrom::End(off),
+            libc::SEEK_DATA | libc::SEEK_HOLE => {
+                // Answered by storage, after the pending data is there.
+                d.handle.flush()?;
+                // SAFETY: lseek on our private descriptor.
+                let r = unsafe { real::lseek64(d.backend.fd(), off, whence) };
+                if r < 0 {
+                    return Err(Errno(real::errno()));
+                }
+                d.handle.set_position(r as u64);
+                return Ok(r);
+            }
+            _ => return Err(Errno::EINVAL),
+        };
+        d.handle.seek(to).map(|p| p as off64_t)
+    })
+}

@@ -1,0 +1,65 @@
+//! Calls that move data inside the kernel or expose the file another way
+//! (`copy_file_range`, `sendfile`, `splice`, `mmap`, `fdopen`).
+//!
+//! The kernel-copy calls stay exact without demotion: pending data is
+//! written and kernel offsets set first, and afterwards the engine takes
+//! the new kernel offsets back and forgets what it cached of a file the
+//! kernel wrote. `mmap` and `fdopen` hand the description to the kernel.
+
+use super::{demote, sync_kernel_offset};
+use crate::{counts, fdtable, guard, real};
+use libc::c_int;
+
+/// Before a kernel copy involving `fd`: flushed, kernel offset set.
+fn prepare(name: &'static str, fd: c_int) {
+    if let Some(d) = fdtable::get(fd) {
+        counts::hit(name);
+        let _ = guard::run(|| 0, || d.handle.flush().map(|_| 0));
+        sync_kernel_offset(fd, &d);
+    }
+}
+
+/// After it: the engine adopts the kernel offset; a written file's cache
+/// and known size are dropped.
+fn finish(fd: c_int, written: bool) {
+    if let Some(d) = fdtable::get(fd) {
+        // SAFETY: lseek on the program's descriptor; no memory involved.
+        let pos = unsafe { real::lseek64(fd, 0, libc::SEEK_CUR) };
+        if pos >= 0 {
+            d.handle.set_position(pos as u64);
+        }
+        if written {
+            d.handle.invalidate();
+        }
+    }
+}
+
+/// Runs a kernel copy from `fd_in` to `fd_out` exactly.
+pub fn copy(
+    name: &'static str,
+    fd_in: c_int,
+    fd_out: c_int,
+    call: impl FnOnce() -> isize,
+) -> isize {
+    let managed = fdtable::is_managed(fd_in) || fdtable::is_managed(fd_out);
+    if !managed {
+        return call();
+    }
+    prepare(name, fd_in);
+    prepare(name, fd_out);
+    let saved = real::errno();
+    let r = call();
+    let err = real::errno();
+    finish(fd_in, false);
+    finish(fd_out, true);
+    real::set_errno(if r < 0 { err } else { saved });
+    r
+}
+
+/// Before `mmap` or `fdopen` of a managed fd: hand it to the kernel.
+pub fn hand_over(name: &'static str, fd: c_int) {
+    if fdtable::is_managed(fd) {
+        counts::hit(name);
+        let _ = guard::run(|| 0, || demote(fd).map(|_| 0));
+    }
+}

@@ -1,0 +1,167 @@
+//! The shim's process-wide state: the engine, the selected paths, and
+//! whether the shim is active at all. Built once, from the environment, in
+//! the library constructor; a bad setting is reported once and leaves the
+//! shim in pass-through.
+
+use crate::log;
+use conveyor_engine::{parse_size, Config, Engine};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::OnceLock;
+
+/// The shim's state.
+pub struct Shim {
+    /// The engine every managed file goes through.
+    pub engine: Engine,
+    /// Selected path prefixes, absolute and without a trailing slash.
+    pub paths: Vec<Vec<u8>>,
+}
+
+static SHIM: OnceLock<Shim> = OnceLock::new();
+// True once the state is built and this process may use it (false in a
+// forked child, whose copy of the engine has no worker threads).
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+static OWNER: AtomicI32 = AtomicI32::new(0);
+
+/// The state, when the shim is active in this process.
+pub fn get() -> Option<&'static Shim> {
+    if ACTIVE.load(Ordering::Acquire) {
+        SHIM.get()
+    } else {
+        None
+    }
+}
+
+/// Stops all management in this process (a forked child).
+pub fn deactivate() {
+    ACTIVE.store(false, Ordering::Release);
+}
+
+/// The pid that built the state.
+pub fn owner() -> i32 {
+    OWNER.load(Ordering::Relaxed)
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// Why the environment cannot be used: the variable and what was expected.
+struct Bad(String);
+
+fn size(name: &str, default: usize) -> Result<usize, Bad> {
+    match var(name) {
+        None => Ok(default),
+        Some(v) => parse_size(&v).map_err(|e| Bad(format!("{name}: {e}"))),
+    }
+}
+
+fn config() -> Result<Config, Bad> {
+    let d = Config::default();
+    Ok(Config {
+        write_buffer: size("CONVEYOR_WRITE_BUFFER", d.write_buffer)?,
+        io_size: size("CONVEYOR_IO_SIZE", d.io_size)?,
+        read_ahead: size("CONVEYOR_READ_AHEAD", d.read_ahead)?,
+        max_memory: size("CONVEYOR_MAX_MEMORY", d.max_memory)?,
+        ..d
+    })
+}
+
+/// Lexically normalises an absolute path: no `.`, `..`, repeated or
+/// trailing slashes.
+pub fn normalize(p: &[u8]) -> Vec<u8> {
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for c in p.split(|b| *b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    let mut out = Vec::new();
+    for c in parts {
+        out.push(b'/');
+        out.extend_from_slice(c);
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    out
+}
+
+fn paths(raw: &str) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for entry in raw.split(':').filter(|e| !e.is_empty()) {
+        if !entry.starts_with('/') {
+            log::warn(&format!(
+                "CONVEYOR_PATHS: {entry:?} is not an absolute path; ignored (expected absolute directories separated by ':')"
+            ));
+            continue;
+        }
+        match std::fs::canonicalize(entry) {
+            Ok(p) => out.push(normalize(p.as_os_str().as_encoded_bytes())),
+            Err(e) => {
+                log::warn(&format!(
+                    "CONVEYOR_PATHS: {entry:?} cannot be resolved ({e}); files created under it later are still managed"
+                ));
+                out.push(normalize(entry.as_bytes()));
+            }
+        }
+    }
+    out
+}
+
+/// Builds the state from the environment (from the library constructor).
+pub fn init() {
+    if let Some(l) = var("CONVEYOR_LOG") {
+        match log::parse_level(&l) {
+            Some(l) => log::set_level(l),
+            None => {
+                log::error(&format!(
+                    "CONVEYOR_LOG={l:?} is not a log level (expected error, warn, info, debug or trace); conveyor passes everything through"
+                ));
+                return;
+            }
+        }
+    }
+    if var("CONVEYOR_DISABLE").is_some_and(|v| !v.is_empty() && v != "0") {
+        return;
+    }
+    let Some(raw) = var("CONVEYOR_PATHS").filter(|p| !p.is_empty()) else {
+        return;
+    };
+    let cfg = match config() {
+        Ok(c) => c,
+        Err(Bad(msg)) => {
+            log::error(&format!("{msg}; conveyor passes everything through"));
+            return;
+        }
+    };
+    let paths = paths(&raw);
+    if paths.is_empty() {
+        log::warn("CONVEYOR_PATHS has no usable entry; conveyor passes everything through");
+        return;
+    }
+    // SAFETY: getpid has no preconditions.
+    OWNER.store(unsafe { libc::getpid() }, Ordering::Relaxed);
+    if SHIM
+        .set(Shim {
+            engine: Engine::new(cfg),
+            paths,
+        })
+        .is_ok()
+    {
+        ACTIVE.store(true, Ordering::Release);
+    }
+}
+
+impl Shim {
+    /// True if the canonical `path` lies under a selected prefix.
+    pub fn selects(&self, path: &[u8]) -> bool {
+        self.paths.iter().any(|p| {
+            path.starts_with(p)
+                && (path.len() == p.len() || path[p.len()] == b'/' || p.as_slice() == b"/")
+        })
+    }
+}
