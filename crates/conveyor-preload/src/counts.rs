@@ -16,6 +16,11 @@ pub fn init() {
     );
 }
 
+/// Stops counting (a forked child: its copy of the counts is the parent's).
+pub fn disable() {
+    ON.store(false, Ordering::Relaxed);
+}
+
 /// Counts one managed call of hook `name`.
 pub fn hit(name: &'static str) {
     if !ON.load(Ordering::Relaxed) {

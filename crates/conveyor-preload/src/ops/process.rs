@@ -30,6 +30,7 @@ pub fn barrier(name: &'static str) {
 pub fn in_child() {
     state::deactivate();
     fdtable::forget_all();
+    crate::counts::disable();
 }
 
 /// At exit: everything pending is written.
