@@ -4,6 +4,8 @@
 //! The shim is built once per test binary (`cargo build --release -p
 //! conveyor-preload`), so the tests never link the hooks themselves.
 
+pub mod slowfs;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
