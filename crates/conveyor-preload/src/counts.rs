@@ -34,10 +34,10 @@ pub fn hit(name: &'static str) {
     }
 }
 
-/// Writes the counts (at exit).
+/// Appends the counts so far to the file and starts again from zero (at
+/// exit, and before an exec replaces the process image).
 pub fn write_out() {
-    // Once: both the atexit handler and the destructor call this.
-    if !ON.swap(false, Ordering::Relaxed) {
+    if !ON.load(Ordering::Relaxed) {
         return;
     }
     let Some(path) = std::env::var("CONVEYOR_TEST_COUNTS").ok() else {
@@ -46,10 +46,13 @@ pub fn write_out() {
     // SAFETY: getpid has no preconditions.
     let path = path.replace("%p", &unsafe { libc::getpid() }.to_string());
     let mut text = String::new();
-    if let Ok(h) = HITS.lock() {
-        for (n, c) in h.iter() {
+    if let Ok(mut h) = HITS.lock() {
+        for (n, c) in h.drain(..) {
             text.push_str(&format!("{n} {c}\n"));
         }
+    }
+    if text.is_empty() {
+        return;
     }
     let Ok(cpath) = std::ffi::CString::new(path) else {
         return;

@@ -2,6 +2,7 @@
 //! lookup (or, for opens and process calls, forwards around the real call)
 //! and otherwise calls the real function; all logic lives in `ops`.
 
+mod execl;
 mod fd;
 mod open;
 mod process;

@@ -2,7 +2,7 @@
 //! posix_spawnp, system, popen, _exit, _Exit: barriers before another
 //! program runs, and flushing before the process ends.
 
-use crate::ops::process::{at_exit, barrier, in_child};
+use crate::ops::process::{at_exit, barrier, before_exec, in_child};
 use crate::real;
 use libc::{c_char, c_int, pid_t, FILE};
 
@@ -42,7 +42,7 @@ macro_rules! exec_hook {
         /// As for the `exec` family.
         #[no_mangle]
         pub unsafe extern "C" fn $name($($a: $t),*) -> c_int {
-            barrier(stringify!($name));
+            before_exec(stringify!($name));
             // SAFETY: the caller's arguments.
             unsafe { real::$name($($a),*) }
         }

@@ -4,7 +4,16 @@
 //! everything passed through: its copy of the engine has no threads.
 
 use super::sync_kernel_offset;
-use crate::{counts, fdtable, guard, state};
+use crate::desc::Desc;
+use crate::{counts, fdtable, guard, real, state};
+use std::sync::Arc;
+
+/// True if `fd` survives an exec (no `FD_CLOEXEC`).
+fn inherited(fd: libc::c_int) -> bool {
+    // SAFETY: F_GETFD takes no argument; no memory involved.
+    let flags = unsafe { real::fcntl(fd, libc::F_GETFD, 0) };
+    flags >= 0 && flags & libc::FD_CLOEXEC == 0
+}
 
 /// Makes the files as another program would find them without the shim.
 pub fn barrier(name: &'static str) {
@@ -17,13 +26,35 @@ pub fn barrier(name: &'static str) {
         || 0,
         || {
             shim.engine.flush_all();
-            for (fd, d) in fdtable::all() {
-                sync_kernel_offset(fd, &d);
+            let all = fdtable::all();
+            for (fd, d) in &all {
+                sync_kernel_offset(*fd, d);
+            }
+            // A description the other program inherits (an fd without
+            // FD_CLOEXEC) is shared with it: it passes through from now on
+            // here too, or the engine's offset would go stale as the other
+            // program moves the kernel's.
+            let shared: Vec<&Arc<Desc>> = all
+                .iter()
+                .filter(|(fd, _)| inherited(*fd))
+                .map(|(_, d)| d)
+                .collect();
+            for (fd, d) in &all {
+                if shared.iter().any(|s| Arc::ptr_eq(s, d)) {
+                    fdtable::remove(*fd);
+                }
             }
             shim.engine.drop_caches();
             Ok(0)
         },
     );
+}
+
+/// Before an exec: the barrier, and the test counters written out (the
+/// process image, with them, is about to be replaced).
+pub fn before_exec(name: &'static str) {
+    barrier(name);
+    crate::counts::write_out();
 }
 
 /// In the child of `fork`: stop managing anything.

@@ -1,0 +1,46 @@
+//! Data written and not closed is on storage when the program replaces
+//! itself with exec: execl, execlp and execle (which glibc runs through an
+//! internal execve no hook sees) and execv are barriers.
+
+use conveyor_tests::{ok, root, Run, TempDir};
+use std::process::Command;
+
+#[test]
+fn exec_family_writes_pending_data_first() {
+    let dir = TempDir::new("exec");
+    let bin = dir.path().join("exec_pending");
+    let src = root().join("tests/c/exec_pending.c");
+    let cc = Command::new("cc")
+        .arg("-O2")
+        .arg("-o")
+        .arg(&bin)
+        .arg(&src)
+        .output()
+        .expect("run cc");
+    ok(&cc, "compiling exec_pending.c");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    for form in ["l", "p", "e"] {
+        let file = data.join(format!("f-{form}"));
+        let (out, counts) = Run::new(
+            bin.to_str().unwrap(),
+            &[file.to_str().unwrap(), form],
+            dir.path(),
+        )
+        .shimmed(&data);
+        ok(&out, "exec_pending under the shim");
+        // Without the hooks cat would find the file empty: every write was
+        // still buffered when the process image was replaced.
+        assert_eq!(
+            out.stdout.len(),
+            16_000,
+            "execl{form}: cat saw {} bytes",
+            out.stdout.len()
+        );
+        assert_eq!(std::fs::read(&file).unwrap().len(), 16_000);
+        assert!(
+            counts.get("write").copied().unwrap_or(0) >= 1000,
+            "writes were not managed: {counts:?}"
+        );
+    }
+}
