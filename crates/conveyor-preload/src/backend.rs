@@ -5,7 +5,36 @@
 use crate::real;
 use conveyor_engine::{Backend, Errno, Result};
 use libc::c_int;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
+
+// Every private descriptor open now. The program cannot know them, so a
+// range it closes (`close_range`, `closefrom`) never includes them.
+static PRIVATE: Mutex<Vec<c_int>> = Mutex::new(Vec::new());
+
+/// Records a new private descriptor (passes `fd` on, `-1` included).
+fn track(fd: c_int) -> c_int {
+    if fd >= 0 {
+        if let Ok(mut v) = PRIVATE.lock() {
+            v.push(fd);
+        }
+    }
+    fd
+}
+
+fn untrack(fd: c_int) {
+    if let Ok(mut v) = PRIVATE.lock() {
+        if let Some(i) = v.iter().position(|p| *p == fd) {
+            v.swap_remove(i);
+        }
+    }
+}
+
+/// The private descriptors open now, in ascending order.
+pub fn private_fds() -> Vec<c_int> {
+    let mut v = PRIVATE.lock().map(|v| v.clone()).unwrap_or_default();
+    v.sort_unstable();
+    v
+}
 
 /// Private descriptors of one file.
 pub struct RawBackend {
@@ -37,7 +66,8 @@ impl RawBackend {
         let path = proc_path(fd);
         let acc = flags & libc::O_ACCMODE;
         // SAFETY: `path` is NUL-terminated; real open only reads it.
-        let rw = unsafe { real::open(path.as_ptr().cast(), libc::O_RDWR | libc::O_CLOEXEC, 0) };
+        let rw =
+            track(unsafe { real::open(path.as_ptr().cast(), libc::O_RDWR | libc::O_CLOEXEC, 0) });
         if rw >= 0 {
             return Some(RawBackend {
                 fd: rw,
@@ -52,7 +82,7 @@ impl RawBackend {
             return None;
         }
         // SAFETY: as above.
-        let dup = unsafe { real::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+        let dup = track(unsafe { real::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) });
         if dup < 0 {
             return None;
         }
@@ -73,13 +103,13 @@ impl RawBackend {
         let fd = *self.appender.get_or_init(|| {
             let path = proc_path(self.fd);
             // SAFETY: `path` is NUL-terminated.
-            unsafe {
+            track(unsafe {
                 real::open(
                     path.as_ptr().cast(),
                     libc::O_WRONLY | libc::O_APPEND | libc::O_CLOEXEC,
                     0,
                 )
-            }
+            })
         });
         if fd < 0 {
             Err(Errno::EBADF)
@@ -189,6 +219,7 @@ impl Drop for RawBackend {
             .flatten()
         {
             if fd >= 0 {
+                untrack(fd);
                 // SAFETY: closing descriptors this backend owns.
                 unsafe { real::close(fd) };
             }

@@ -3,7 +3,7 @@
 //! kernel (its path, identity and private backend).
 
 use crate::backend::RawBackend;
-use conveyor_engine::Handle;
+use conveyor_engine::{FileKey, Handle};
 use std::sync::Arc;
 
 /// One managed open file description.
@@ -12,4 +12,6 @@ pub struct Desc {
     pub handle: Handle,
     /// The private descriptors the engine's I/O goes through.
     pub backend: Arc<RawBackend>,
+    /// The file (inode) it is open on.
+    pub key: FileKey,
 }

@@ -31,11 +31,14 @@ extern "C" fn on_exit() {
 /// and register the exit flush early (before the program's own atexit
 /// handlers, so it runs after them).
 extern "C" fn init() {
+    // The program starts with the errno it would have without the shim.
+    let saved = real::errno();
     real::resolve_all();
     counts::init();
     state::init();
     // SAFETY: registers a function with no preconditions.
     unsafe { libc::atexit(on_exit) };
+    real::set_errno(saved);
 }
 
 /// Library destructor: a last flush (e.g. after `dlclose` or when exit

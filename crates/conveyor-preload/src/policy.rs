@@ -1,7 +1,8 @@
 //! Which opens are managed: regular files whose canonical path (as the
 //! kernel resolved it: symlinks, `..`, relative paths and dirfds included)
 //! lies under `CONVEYOR_PATHS`, opened without `O_PATH`, `O_DIRECT`,
-//! `O_SYNC` or `O_DSYNC`.
+//! `O_SYNC` or `O_DSYNC`, and not handed to the kernel earlier in this
+//! process (mapped, fdopen'ed, or opened with those flags elsewhere).
 
 use crate::backend::RawBackend;
 use crate::desc::Desc;
@@ -9,10 +10,46 @@ use crate::real;
 use crate::state::Shim;
 use conveyor_engine::{FileKey, Mode};
 use libc::c_int;
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// Flags whose semantics buffering would break: left to the kernel.
 const PASS_FLAGS: c_int = libc::O_PATH | libc::O_DIRECT | libc::O_DSYNC;
+
+// Files handed to the kernel for good (mapped, fdopen'ed, opened O_DIRECT
+// or O_DSYNC, O_APPEND changed): a buffered description and one the kernel
+// serves directly could not keep each other's order, so none of their
+// opens is managed again in this process (a program that maps every file
+// it reads keeps one entry per file).
+static PASSED: Mutex<Option<HashSet<FileKey>>> = Mutex::new(None);
+static ANY_PASSED: AtomicBool = AtomicBool::new(false);
+
+/// File `key` passes through from now on.
+pub fn pass_file(key: FileKey) {
+    if let Ok(mut v) = PASSED.lock() {
+        v.get_or_insert_with(HashSet::new).insert(key);
+        ANY_PASSED.store(true, Ordering::Release);
+    }
+}
+
+fn passed(key: FileKey) -> bool {
+    ANY_PASSED.load(Ordering::Acquire)
+        && PASSED
+            .lock()
+            .map_or(true, |v| v.as_ref().is_some_and(|v| v.contains(&key)))
+}
+
+/// The file a program just opened with flags that keep it from being
+/// managed (`O_DIRECT`, `O_DSYNC`, `O_SYNC`), if it is a selected regular
+/// file: it then passes through everywhere in this process.
+pub fn passed_open(shim: &Shim, fd: c_int, flags: c_int) -> Option<FileKey> {
+    if flags & (libc::O_DIRECT | libc::O_DSYNC) == 0 || flags & libc::O_PATH != 0 {
+        return None;
+    }
+    let st = fstat(fd).filter(|st| is_regular(st.st_mode))?;
+    shim.selects(&fd_path(fd)?).then(|| key_of(&st))
+}
 
 /// `fstat` of a descriptor through the real function.
 pub fn fstat(fd: c_int) -> Option<libc::stat64> {
@@ -59,7 +96,7 @@ pub fn manage(shim: &Shim, fd: c_int, flags: c_int) -> Option<Arc<Desc>> {
         return None;
     }
     let path = fd_path(fd)?;
-    if !shim.selects(&path) {
+    if !shim.selects(&path) || passed(key_of(&st)) {
         return None;
     }
     let backend = Arc::new(RawBackend::open(fd, flags)?);
@@ -72,5 +109,9 @@ pub fn manage(shim: &Shim, fd: c_int, flags: c_int) -> Option<Arc<Desc>> {
     let key = key_of(&st);
     let name = String::from_utf8_lossy(&path);
     let handle = shim.engine.open(key, &name, backend.clone(), mode);
-    Some(Arc::new(Desc { handle, backend }))
+    Some(Arc::new(Desc {
+        handle,
+        backend,
+        key,
+    }))
 }

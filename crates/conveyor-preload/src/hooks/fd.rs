@@ -21,20 +21,20 @@ pub unsafe extern "C" fn close(fd: c_int) -> c_int {
 /// As for `close_range(2)`.
 #[no_mangle]
 pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
-    if flags & libc::CLOSE_RANGE_CLOEXEC as c_int == 0 {
-        ops::close_range(first, last);
+    let known = (libc::CLOSE_RANGE_CLOEXEC | libc::CLOSE_RANGE_UNSHARE) as c_int;
+    // Only when the kernel will close them (it refuses these arguments).
+    if flags & !known == 0 && flags & libc::CLOSE_RANGE_CLOEXEC as c_int == 0 && first <= last {
+        ops::close_range("close_range", first, last);
     }
-    // SAFETY: the caller's arguments.
-    unsafe { real::close_range(first, last, flags) }
+    ops::close_range_real(first, last, flags)
 }
 
 /// # Safety
 /// As for `closefrom(3)`.
 #[no_mangle]
 pub unsafe extern "C" fn closefrom(low: c_int) {
-    ops::close_range(low.max(0) as c_uint, c_uint::MAX);
-    // SAFETY: the caller's argument.
-    unsafe { real::closefrom(low) }
+    ops::close_range("closefrom", low.max(0) as c_uint, c_uint::MAX);
+    ops::closefrom_real(low);
 }
 
 /// # Safety
@@ -50,7 +50,6 @@ pub unsafe extern "C" fn dup(fd: c_int) -> c_int {
 /// As for `dup2(2)`.
 #[no_mangle]
 pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
-    ops::before_dup_onto(old, new);
     // SAFETY: the caller's arguments.
     let r = unsafe { real::dup2(old, new) };
     if old == new {
@@ -63,7 +62,6 @@ pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
 /// As for `dup3(2)`.
 #[no_mangle]
 pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
-    ops::before_dup_onto(old, new);
     // SAFETY: the caller's arguments.
     let r = unsafe { real::dup3(old, new, flags) };
     ops::duplicated(old, r, "dup3")

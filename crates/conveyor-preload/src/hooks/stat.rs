@@ -3,7 +3,7 @@
 //! include data the program wrote that is still pending.
 
 use crate::fdtable::is_managed;
-use crate::ops::meta::{fstat_size, path_size, statx_size};
+use crate::ops::meta::{fstat_pending, path_pending, raise};
 use crate::real;
 use conveyor_engine::FileKey;
 use libc::{c_char, c_int, c_uint};
@@ -14,11 +14,16 @@ macro_rules! fstat_hook {
         /// As for `fstat(2)`.
         #[no_mangle]
         pub unsafe extern "C" fn $name(fd: c_int, buf: *mut $st) -> c_int {
+            let pending = if is_managed(fd) {
+                fstat_pending(fd)
+            } else {
+                None
+            };
             // SAFETY: the caller's arguments.
             let r = unsafe { real::$name(fd, buf) };
-            if r == 0 && is_managed(fd) {
+            if let (0, Some(p)) = (r, pending) {
                 // SAFETY: the call succeeded, so `buf` points to a filled struct.
-                fstat_size(stringify!($name), fd, unsafe { &mut (*buf).st_size });
+                raise(stringify!($name), p, unsafe { &mut (*buf).st_size });
             }
             r
         }
@@ -33,11 +38,16 @@ macro_rules! fxstat_hook {
         /// As for glibc's old `__fxstat`.
         #[no_mangle]
         pub unsafe extern "C" fn $name(ver: c_int, fd: c_int, buf: *mut $st) -> c_int {
+            let pending = if is_managed(fd) {
+                fstat_pending(fd)
+            } else {
+                None
+            };
             // SAFETY: the caller's arguments.
             let r = unsafe { real::$name(ver, fd, buf) };
-            if r == 0 && is_managed(fd) {
+            if let (0, Some(p)) = (r, pending) {
                 // SAFETY: the call succeeded, so `buf` points to a filled struct.
-                fstat_size(stringify!($name), fd, unsafe { &mut (*buf).st_size });
+                raise(stringify!($name), p, unsafe { &mut (*buf).st_size });
             }
             r
         }
@@ -46,18 +56,28 @@ macro_rules! fxstat_hook {
 fxstat_hook!(__fxstat, libc::stat);
 fxstat_hook!(__fxstat64, libc::stat64);
 
-/// Patches a path stat result.
+/// Patches a path stat result: if the file is open here, the pending end
+/// is read and the stat made again (`$again`), so that data leaving the
+/// pending index in between is counted by one or the other. Should the
+/// second call fail or find another file, the first result stays.
 ///
 /// # Safety
 /// `buf` points to a struct the stat call filled.
 macro_rules! patch {
-    ($name:expr, $buf:expr) => {{
-        let st = &mut *$buf;
+    ($name:expr, $buf:expr, $again:expr) => {{
+        let first = *$buf;
         let key = FileKey {
-            dev: st.st_dev,
-            ino: st.st_ino,
+            dev: first.st_dev,
+            ino: first.st_ino,
         };
-        path_size($name, key, st.st_mode, &mut st.st_size);
+        if let Some(p) = path_pending(key, first.st_mode) {
+            let saved = real::errno();
+            if $again != 0 || (*$buf).st_dev != key.dev || (*$buf).st_ino != key.ino {
+                *$buf = first;
+            }
+            real::set_errno(saved);
+            raise($name, p, &mut (*$buf).st_size);
+        }
     }};
 }
 
@@ -71,7 +91,7 @@ macro_rules! stat_hook {
             let r = unsafe { real::$name(path, buf) };
             if r == 0 {
                 // SAFETY: the call succeeded, so `buf` points to a filled struct.
-                unsafe { patch!(stringify!($name), buf) };
+                unsafe { patch!(stringify!($name), buf, real::$name(path, buf)) };
             }
             r
         }
@@ -92,7 +112,7 @@ macro_rules! xstat_hook {
             let r = unsafe { real::$name(ver, path, buf) };
             if r == 0 {
                 // SAFETY: the call succeeded, so `buf` points to a filled struct.
-                unsafe { patch!(stringify!($name), buf) };
+                unsafe { patch!(stringify!($name), buf, real::$name(ver, path, buf)) };
             }
             r
         }
@@ -118,7 +138,7 @@ macro_rules! fstatat_hook {
             let r = unsafe { real::$name(dirfd, path, buf, flags) };
             if r == 0 {
                 // SAFETY: the call succeeded, so `buf` points to a filled struct.
-                unsafe { patch!(stringify!($name), buf) };
+                unsafe { patch!(stringify!($name), buf, real::$name(dirfd, path, buf, flags)) };
             }
             r
         }
@@ -140,8 +160,25 @@ pub unsafe extern "C" fn statx(
     // SAFETY: the caller's arguments.
     let r = unsafe { real::statx(dirfd, path, flags, mask, buf) };
     if r == 0 && !buf.is_null() {
-        // SAFETY: the call succeeded, so `buf` points to a filled struct.
-        statx_size("statx", unsafe { &mut *buf });
+        // SAFETY: the call succeeded, so `buf` points to a filled struct;
+        // as in `patch!`.
+        unsafe {
+            let first = *buf;
+            let key = FileKey {
+                dev: libc::makedev(first.stx_dev_major, first.stx_dev_minor),
+                ino: first.stx_ino,
+            };
+            if let Some(p) = path_pending(key, u32::from(first.stx_mode)) {
+                let saved = real::errno();
+                if real::statx(dirfd, path, flags, mask, buf) != 0 || (*buf).stx_ino != key.ino {
+                    *buf = first;
+                }
+                real::set_errno(saved);
+                let mut size = i64::try_from((*buf).stx_size).unwrap_or(i64::MAX);
+                raise("statx", p, &mut size);
+                (*buf).stx_size = size as u64;
+            }
+        }
     }
     r
 }

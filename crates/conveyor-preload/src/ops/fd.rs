@@ -23,6 +23,8 @@ pub fn close(fd: c_int) -> c_int {
     counts::hit("close");
     let saved = real::errno();
     let settled = guard::run(|| 0, || settle(&d).map(|_| 0));
+    drop(d);
+    super::retire::reap();
     if settled < 0 {
         return -1;
     }
@@ -30,41 +32,108 @@ pub fn close(fd: c_int) -> c_int {
     r
 }
 
-/// `close_range` and `closefrom`: managed fds in the range are settled.
-pub fn close_range(first: c_uint, last: c_uint) {
+/// `close_range` and `closefrom` (`name`): managed fds in the range are
+/// settled.
+pub fn close_range(name: &'static str, first: c_uint, last: c_uint) {
     for (fd, d) in fdtable::all() {
         let u = fd as c_uint;
         if u >= first && u <= last {
-            counts::hit("close_range");
+            counts::hit(name);
             fdtable::remove(fd);
             let _ = guard::run(|| 0, || settle(&d).map(|_| 0));
         }
     }
 }
 
+/// The parts of `first..=last` between the shim's private descriptors
+/// (ascending), or `None` when none of them lies in it.
+fn gaps(first: c_uint, last: c_uint) -> Option<Vec<(c_uint, c_uint)>> {
+    let keep: Vec<c_uint> = crate::backend::private_fds()
+        .into_iter()
+        .filter_map(|f| c_uint::try_from(f).ok())
+        .filter(|f| (first..=last).contains(f))
+        .collect();
+    if keep.is_empty() {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut lo = first;
+    for k in keep {
+        if k > lo {
+            out.push((lo, k - 1));
+        }
+        // A descriptor number is below c_uint::MAX.
+        lo = k + 1;
+    }
+    if lo <= last {
+        out.push((lo, last));
+    }
+    Some(out)
+}
+
+/// The real `close_range`, leaving the shim's private descriptors open:
+/// the program cannot know them, so no range it closes includes them.
+pub fn close_range_real(first: c_uint, last: c_uint, flags: c_int) -> c_int {
+    let Some(gaps) = gaps(first, last) else {
+        // SAFETY: the caller's arguments.
+        return unsafe { real::close_range(first, last, flags) };
+    };
+    for (lo, hi) in gaps {
+        // SAFETY: closes only the program's descriptors.
+        let r = unsafe { real::close_range(lo, hi, flags) };
+        if r < 0 {
+            return r;
+        }
+    }
+    0
+}
+
+/// The real `closefrom`, leaving the shim's private descriptors open.
+pub fn closefrom_real(low: c_int) {
+    let Some(gaps) = gaps(low.max(0) as c_uint, c_uint::MAX) else {
+        // SAFETY: the caller's argument.
+        return unsafe { real::closefrom(low) };
+    };
+    for (lo, hi) in gaps {
+        if hi == c_uint::MAX {
+            // SAFETY: closes only the program's descriptors (above every
+            // private one).
+            unsafe { real::closefrom(lo as c_int) };
+            continue;
+        }
+        // SAFETY: as above, below a private one.
+        if unsafe { real::close_range(lo, hi, 0) } < 0 {
+            for fd in lo..=hi {
+                // SAFETY: as above (a kernel without close_range).
+                unsafe { real::close(fd as c_int) };
+            }
+        }
+    }
+}
+
 /// After a call that made `new` a copy of `old`: `new` shares `old`'s
-/// description if that is managed; a stale entry at `new` goes away.
+/// description if that is managed. A description that was managed at `new`
+/// (`dup2`/`dup3` close it silently) is settled, its errors lost as the
+/// kernel loses them. Nothing changes when the call failed: `new` is then
+/// still what it was.
 pub fn duplicated(old: c_int, new: c_int, name: &'static str) -> c_int {
     if new < 0 {
         return new;
     }
-    fdtable::remove(new);
-    if let Some(d) = fdtable::get(old) {
-        counts::hit(name);
-        fdtable::insert(new, d);
-    }
-    new
-}
-
-/// Before `dup2`/`dup3` onto `new`: the kernel closes `new` silently, so a
-/// managed description there is settled first (its errors are lost, as
-/// the kernel loses them).
-pub fn before_dup_onto(old: c_int, new: c_int) {
-    if old != new && fdtable::is_managed(new) {
-        if let Some(d) = fdtable::remove(new) {
-            let _ = guard::run(|| 0, || settle(&d).map(|_| 0));
+    let d = fdtable::get(old);
+    let replaced = match &d {
+        Some(d) => {
+            counts::hit(name);
+            fdtable::insert(new, Arc::clone(d))
+        }
+        None => fdtable::remove(new),
+    };
+    if let Some(r) = replaced {
+        if !d.is_some_and(|d| Arc::ptr_eq(&d, &r)) {
+            let _ = guard::run(|| 0, || settle(&r).map(|_| 0));
         }
     }
+    new
 }
 
 fn lock_op(fd: c_int, unlock: bool, name: &'static str, call: impl FnOnce() -> c_int) -> c_int {

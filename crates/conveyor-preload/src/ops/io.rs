@@ -199,6 +199,17 @@ pub unsafe fn writev(
         // it, after the pending data, and forget what this changes.
         let _ = d.handle.flush();
         let r = pass();
+        if r >= 0 && off.is_none() {
+            // At the offset (-1), the kernel moved its offset past the
+            // data: the description's offset is now that one.
+            let saved = real::errno();
+            // SAFETY: lseek on the program's descriptor; no memory involved.
+            let pos = unsafe { real::lseek64(fd, 0, libc::SEEK_CUR) };
+            if pos >= 0 {
+                d.handle.set_position(pos as u64);
+            }
+            real::set_errno(saved);
+        }
         d.handle.invalidate();
         return r;
     }

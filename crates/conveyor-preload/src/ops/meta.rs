@@ -6,36 +6,32 @@ use crate::{counts, fdtable, guard, real, state};
 use conveyor_engine::FileKey;
 use libc::c_int;
 
-/// Raises a stat size to include pending data of a managed fd.
-pub fn fstat_size(name: &'static str, fd: c_int, size: &mut i64) {
-    if let Some(d) = fdtable::get(fd) {
-        counts::hit(name);
-        let pending = d.handle.pending_end();
-        *size = (*size).max(i64::try_from(pending).unwrap_or(i64::MAX));
-    }
+// A stat size includes pending data: the larger of the pending end and
+// what storage says. The pending end must be read *before* the real stat:
+// data that leaves the pending index is on storage by then, while data
+// that left it between a stat and a later look at the index would be
+// missed by both (seen as a short fstat of an O_APPEND file).
+
+/// End of the pending data of a managed fd's file (before the real fstat).
+pub fn fstat_pending(fd: c_int) -> Option<u64> {
+    fdtable::get(fd).map(|d| d.handle.pending_end())
 }
 
-/// Raises a stat-by-path size when the file has pending data here.
-pub fn path_size(name: &'static str, key: FileKey, mode: u32, size: &mut i64) {
-    let Some(shim) = state::get() else { return };
+/// End of the pending data of file `key` if it is open here and regular.
+/// A stat by path learns the key from a first real call, so it asks again
+/// after this when it gets `Some`.
+pub fn path_pending(key: FileKey, mode: u32) -> Option<u64> {
+    let shim = state::get()?;
     if !is_regular(mode) {
-        return;
+        return None;
     }
-    if let Some(p) = shim.engine.pending_end(key) {
-        counts::hit(name);
-        *size = (*size).max(i64::try_from(p).unwrap_or(i64::MAX));
-    }
+    shim.engine.pending_end(key)
 }
 
-/// `statx` result: raises its size.
-pub fn statx_size(name: &'static str, sx: &mut libc::statx) {
-    let key = FileKey {
-        dev: libc::makedev(sx.stx_dev_major, sx.stx_dev_minor),
-        ino: sx.stx_ino,
-    };
-    let mut size = sx.stx_size as i64;
-    path_size(name, key, u32::from(sx.stx_mode), &mut size);
-    sx.stx_size = size as u64;
+/// Raises `size` to `pending` (a managed call of hook `name`).
+pub fn raise(name: &'static str, pending: u64, size: &mut i64) {
+    counts::hit(name);
+    *size = (*size).max(i64::try_from(pending).unwrap_or(i64::MAX));
 }
 
 /// `ftruncate` on a managed fd.

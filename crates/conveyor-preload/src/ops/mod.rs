@@ -7,12 +7,12 @@ pub mod io;
 pub mod meta;
 pub mod open;
 pub mod process;
+pub mod retire;
 pub mod transfer;
 
 use crate::desc::Desc;
 use crate::{fdtable, real};
-use conveyor_engine::Errno;
-use std::sync::Arc;
+use conveyor_engine::{Errno, FileKey};
 
 /// A C buffer as a slice (empty for a zero length, whatever the pointer).
 ///
@@ -53,19 +53,32 @@ fn sync_kernel_offset(fd: libc::c_int, d: &Desc) {
     unsafe { real::lseek64(fd, pos, libc::SEEK_SET) };
 }
 
-/// Hands the description behind `fd` back to the kernel for good: its data
-/// is written, the kernel offset set, and every fd sharing it passes
-/// through from now on (for `mmap`, `fdopen`, `O_APPEND`/`O_DIRECT` changes).
+/// Hands the file behind `fd` back to the kernel for good (for `mmap`,
+/// `fdopen`, `O_APPEND`/`O_DIRECT` changes): its data is written (an error
+/// not yet reported through `fd` is returned), and every fd of it passes
+/// through from now on. Other descriptions of the file go too: their
+/// buffered writes and cached reads would not be ordered with what the
+/// kernel now does directly (a mapping, stdio, appends).
 fn demote(fd: libc::c_int) -> Result<(), Errno> {
     let Some(d) = fdtable::get(fd) else {
         return Ok(());
     };
     let res = d.handle.flush();
-    sync_kernel_offset(fd, &d);
-    for (other, od) in fdtable::all() {
-        if Arc::ptr_eq(&od, &d) {
-            fdtable::remove(other);
+    demote_file(d.key);
+    res
+}
+
+/// Every managed fd of file `key`: pending data written, kernel offset set,
+/// passed through from now on, like later opens of it (`policy::pass_file`).
+fn demote_file(key: FileKey) {
+    crate::policy::pass_file(key);
+    for (fd, d) in fdtable::all() {
+        if d.key == key {
+            let _ = d.handle.flush();
+            sync_kernel_offset(fd, &d);
+            if let Some(x) = fdtable::remove(fd) {
+                retire::retire(fd, x);
+            }
         }
     }
-    res
 }

@@ -43,7 +43,12 @@ pub fn after(name: &'static str, fd: c_int, flags: c_int, truncated: Option<File
             if let Some(d) = policy::manage(shim, fd, flags) {
                 counts::hit(name);
                 fdtable::insert(fd, d);
+            } else if let Some(key) = policy::passed_open(shim, fd, flags) {
+                // Served by the kernel directly: so is every other
+                // descriptor of the file (flushed first).
+                super::demote_file(key);
             }
+            super::retire::reap();
             Ok(fd)
         },
     )

@@ -41,7 +41,9 @@ pub fn barrier(name: &'static str) {
                 .collect();
             for (fd, d) in &all {
                 if shared.iter().any(|s| Arc::ptr_eq(s, d)) {
-                    fdtable::remove(*fd);
+                    if let Some(x) = fdtable::remove(*fd) {
+                        super::retire::retire(*fd, x);
+                    }
                 }
             }
             shim.engine.drop_caches();
