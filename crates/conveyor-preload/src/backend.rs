@@ -56,6 +56,46 @@ fn proc_path(fd: c_int) -> [u8; 32] {
     b
 }
 
+/// Lowest number for private descriptors: high, so the program's own opens
+/// still get the numbers they would get without the shim, and a program
+/// that `dup2`s onto a small number it believes free does not hit ours.
+fn high_base() -> c_int {
+    static BASE: OnceLock<c_int> = OnceLock::new();
+    *BASE.get_or_init(|| {
+        // SAFETY: a plain C struct the call fills.
+        let mut r: libc::rlimit = unsafe { std::mem::zeroed() };
+        // SAFETY: `r` is writable.
+        let cur = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } == 0 {
+            r.rlim_cur
+        } else {
+            1024
+        };
+        let cur = c_int::try_from(cur).unwrap_or(c_int::MAX);
+        if cur > 2048 {
+            1024
+        } else {
+            cur * 3 / 4
+        }
+    })
+}
+
+/// Moves a freshly opened private descriptor to a high number (the low
+/// copy is closed; it is the only descriptor of its description). Keeps it
+/// where it is if no high number is free.
+fn place_high(fd: c_int) -> c_int {
+    if fd < 0 || fd >= high_base() {
+        return fd;
+    }
+    // SAFETY: duplicates our own descriptor; no memory involved.
+    let high = unsafe { real::fcntl(fd, libc::F_DUPFD_CLOEXEC, high_base() as libc::c_ulong) };
+    if high < 0 {
+        return fd;
+    }
+    // SAFETY: closes the low copy of our own descriptor.
+    unsafe { real::close(fd) };
+    high
+}
+
 impl RawBackend {
     /// Private descriptors for the file the program opened as `fd` with
     /// `flags`. Reopens it read-write through `/proc/self/fd` (a new
@@ -66,8 +106,9 @@ impl RawBackend {
         let path = proc_path(fd);
         let acc = flags & libc::O_ACCMODE;
         // SAFETY: `path` is NUL-terminated; real open only reads it.
-        let rw =
-            track(unsafe { real::open(path.as_ptr().cast(), libc::O_RDWR | libc::O_CLOEXEC, 0) });
+        let rw = track(place_high(unsafe {
+            real::open(path.as_ptr().cast(), libc::O_RDWR | libc::O_CLOEXEC, 0)
+        }));
         if rw >= 0 {
             return Some(RawBackend {
                 fd: rw,
@@ -82,7 +123,13 @@ impl RawBackend {
             return None;
         }
         // SAFETY: as above.
-        let dup = track(unsafe { real::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) });
+        let mut dup =
+            unsafe { real::fcntl(fd, libc::F_DUPFD_CLOEXEC, high_base() as libc::c_ulong) };
+        if dup < 0 {
+            // SAFETY: as above, at any number.
+            dup = unsafe { real::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+        }
+        let dup = track(dup);
         if dup < 0 {
             return None;
         }
@@ -103,13 +150,13 @@ impl RawBackend {
         let fd = *self.appender.get_or_init(|| {
             let path = proc_path(self.fd);
             // SAFETY: `path` is NUL-terminated.
-            track(unsafe {
+            track(place_high(unsafe {
                 real::open(
                     path.as_ptr().cast(),
                     libc::O_WRONLY | libc::O_APPEND | libc::O_CLOEXEC,
                     0,
                 )
-            })
+            }))
         });
         if fd < 0 {
             Err(Errno::EBADF)

@@ -8,11 +8,11 @@ use crate::backend::RawBackend;
 use crate::desc::Desc;
 use crate::real;
 use crate::state::Shim;
-use conveyor_engine::{FileKey, Mode};
+use conveyor_engine::{Backend, FileKey, Mode};
 use libc::c_int;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 /// Flags whose semantics buffering would break: left to the kernel.
 const PASS_FLAGS: c_int = libc::O_PATH | libc::O_DIRECT | libc::O_DSYNC;
@@ -49,6 +49,31 @@ pub fn passed_open(shim: &Shim, fd: c_int, flags: c_int) -> Option<FileKey> {
     }
     let st = fstat(fd).filter(|st| is_regular(st.st_mode))?;
     shim.selects(&fd_path(fd)?).then(|| key_of(&st))
+}
+
+// One set of private descriptors per file, shared by all its managed
+// descriptions: fewer descriptors and, on slow storage, fewer opens.
+static BACKENDS: Mutex<Vec<(FileKey, Weak<RawBackend>)>> = Mutex::new(Vec::new());
+
+/// A live read-write backend of file `key`, if one exists.
+fn shared_backend(key: FileKey) -> Option<Arc<RawBackend>> {
+    let v = BACKENDS.lock().ok()?;
+    v.iter()
+        .filter(|(k, _)| *k == key)
+        .filter_map(|(_, w)| w.upgrade())
+        .find(|b| b.can_read() && b.can_write())
+}
+
+fn remember_backend(key: FileKey, b: &Arc<RawBackend>) {
+    if let Ok(mut v) = BACKENDS.lock() {
+        v.retain(|(_, w)| w.strong_count() > 0);
+        if !v
+            .iter()
+            .any(|(k, w)| *k == key && w.as_ptr() == Arc::as_ptr(b))
+        {
+            v.push((key, Arc::downgrade(b)));
+        }
+    }
 }
 
 /// `fstat` of a descriptor through the real function.
@@ -99,7 +124,9 @@ pub fn manage(shim: &Shim, fd: c_int, flags: c_int) -> Option<Arc<Desc>> {
     if !shim.selects(&path) || passed(key_of(&st)) {
         return None;
     }
-    let backend = Arc::new(RawBackend::open(fd, flags)?);
+    let backend = shared_backend(key_of(&st))
+        .map_or_else(|| RawBackend::open(fd, flags).map(Arc::new), Some)?;
+    remember_backend(key_of(&st), &backend);
     let acc = flags & libc::O_ACCMODE;
     let mode = Mode {
         read: acc == libc::O_RDONLY || acc == libc::O_RDWR,
