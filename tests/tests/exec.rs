@@ -1,6 +1,7 @@
 //! Data written and not closed is on storage when the program replaces
-//! itself with exec: execl, execlp and execle (which glibc runs through an
-//! internal execve no hook sees) and execv are barriers.
+//! itself with exec (execl, execlp and execle, which glibc runs through an
+//! internal execve no hook sees) and when it ends by returning from main,
+//! exit, _exit or _Exit.
 
 use conveyor_tests::{ok, root, Run, TempDir};
 use std::process::Command;
@@ -38,6 +39,42 @@ fn exec_family_writes_pending_data_first() {
             out.stdout.len()
         );
         assert_eq!(std::fs::read(&file).unwrap().len(), 16_000);
+        assert!(
+            counts.get("write").copied().unwrap_or(0) >= 1000,
+            "writes were not managed: {counts:?}"
+        );
+    }
+}
+
+#[test]
+fn every_exit_path_writes_pending_data() {
+    let dir = TempDir::new("exit");
+    let bin = dir.path().join("exec_pending");
+    let src = root().join("tests/c/exec_pending.c");
+    let cc = Command::new("cc")
+        .arg("-O2")
+        .arg("-o")
+        .arg(&bin)
+        .arg(&src)
+        .output()
+        .expect("run cc");
+    ok(&cc, "compiling exec_pending.c");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    for form in ["r", "x", "_", "E"] {
+        let file = data.join(format!("f-{form}"));
+        let (out, counts) = Run::new(
+            bin.to_str().unwrap(),
+            &[file.to_str().unwrap(), form],
+            dir.path(),
+        )
+        .shimmed(&data);
+        ok(&out, "exec_pending under the shim");
+        let len = std::fs::read(&file).unwrap().len();
+        assert_eq!(
+            len, 16_000,
+            "ending with {form:?} left {len} bytes on storage"
+        );
         assert!(
             counts.get("write").copied().unwrap_or(0) >= 1000,
             "writes were not managed: {counts:?}"
