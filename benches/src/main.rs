@@ -168,10 +168,18 @@ fn engine_reads(content: &[u8], latency: Duration) -> (Duration, String) {
         Mode::READ,
     );
     let mut buf = vec![0u8; BLOCK];
-    let mut off = 0;
     let t = Instant::now();
+    read_all(&h, &mut buf, content);
+    let d = t.elapsed();
+    (d, sizes(&b.requests(), &[Op::Read]))
+}
+
+/// Reads `h` to its end in `buf`-sized reads, checking every byte against
+/// `content`.
+fn read_all(h: &conveyor_engine::Handle, buf: &mut [u8], content: &[u8]) {
+    let mut off = 0;
     loop {
-        let n = h.read(&mut buf).expect("engine read");
+        let n = h.read(buf).expect("engine read");
         if n == 0 {
             break;
         }
@@ -181,9 +189,7 @@ fn engine_reads(content: &[u8], latency: Duration) -> (Duration, String) {
         );
         off += n;
     }
-    let d = t.elapsed();
     assert_eq!(off, content.len(), "engine read stopped early");
-    (d, sizes(&b.requests(), &[Op::Read]))
 }
 
 fn local_dir() -> PathBuf {
@@ -277,20 +283,8 @@ fn local_reads(content: &[u8], reps: usize) -> (Duration, Duration) {
             backend,
             Mode::READ,
         );
-        let mut off = 0;
-        loop {
-            let n = h.read(&mut buf).expect("engine read");
-            if n == 0 {
-                break;
-            }
-            assert!(
-                buf[..n] == content[off..off + n],
-                "local engine read wrong data"
-            );
-            off += n;
-        }
+        read_all(&h, &mut buf, content);
         eng.push(t.elapsed());
-        assert_eq!(off, content.len());
     }
     let _ = std::fs::remove_file(&path);
     (percentile(&mut raw, 0.5), percentile(&mut eng, 0.5))

@@ -4,11 +4,13 @@
 //! exit, _exit or _Exit.
 
 use conveyor_tests::{ok, root, Run, TempDir};
+use std::path::PathBuf;
 use std::process::Command;
 
-#[test]
-fn exec_family_writes_pending_data_first() {
-    let dir = TempDir::new("exec");
+/// Compiles tests/c/exec_pending.c; returns the work dir, the binary and
+/// the managed data dir inside it.
+fn build(tag: &str) -> (TempDir, PathBuf, PathBuf) {
+    let dir = TempDir::new(tag);
     let bin = dir.path().join("exec_pending");
     let src = root().join("tests/c/exec_pending.c");
     let cc = Command::new("cc")
@@ -21,6 +23,12 @@ fn exec_family_writes_pending_data_first() {
     ok(&cc, "compiling exec_pending.c");
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
+    (dir, bin, data)
+}
+
+#[test]
+fn exec_family_writes_pending_data_first() {
+    let (dir, bin, data) = build("exec");
     for form in ["l", "p", "e"] {
         let file = data.join(format!("f-{form}"));
         let (out, counts) = Run::new(
@@ -48,19 +56,7 @@ fn exec_family_writes_pending_data_first() {
 
 #[test]
 fn every_exit_path_writes_pending_data() {
-    let dir = TempDir::new("exit");
-    let bin = dir.path().join("exec_pending");
-    let src = root().join("tests/c/exec_pending.c");
-    let cc = Command::new("cc")
-        .arg("-O2")
-        .arg("-o")
-        .arg(&bin)
-        .arg(&src)
-        .output()
-        .expect("run cc");
-    ok(&cc, "compiling exec_pending.c");
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
+    let (dir, bin, data) = build("exit");
     for form in ["r", "x", "_", "E"] {
         let file = data.join(format!("f-{form}"));
         let (out, counts) = Run::new(
