@@ -1,0 +1,70 @@
+//! `conveyor`: runs a program with conveyor's shim preloaded.
+//!
+//! ```text
+//! conveyor run [--path DIR]... [--log LEVEL] [--] CMD ARGS...
+//! ```
+//!
+//! Prepends `libconveyor_preload.so` to any existing `LD_PRELOAD`, sets
+//! `CONVEYOR_PATHS` (and `CONVEYOR_LOG`), and `exec`s the command, so its
+//! exit status or signal is the launcher's. The launcher never links the
+//! shim.
+
+mod find;
+mod run;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit status when the launcher itself fails (bad arguments are clap's 2).
+pub const EXIT_LAUNCH: u8 = 125;
+/// Exit status when the command cannot be run (not found, not executable).
+pub const EXIT_NOT_RUN: u8 = 127;
+
+#[derive(Parser)]
+#[command(
+    name = "conveyor",
+    version,
+    about = "Makes unmodified programs fast on slow storage"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run CMD with write-behind and read-ahead on files under the given paths.
+    #[command(
+        after_help = "Example:\n  conveyor run --path /mnt/data -- dd if=/dev/zero of=/mnt/data/x bs=4k count=4096\n\n\
+Exit status: the command's own (or 128+N if a signal N ended it, as shown by the shell);\n\
+125 if conveyor could not start it (shim not found); 127 if the command was not found."
+    )]
+    Run {
+        /// Directory whose regular files are accelerated (repeatable; relative paths are made absolute).
+        #[arg(long = "path", value_name = "DIR", required = true)]
+        paths: Vec<PathBuf>,
+        /// Log level of the shim: error, warn, info, debug or trace.
+        #[arg(long, value_name = "LEVEL", value_parser = ["off", "error", "warn", "info", "debug", "trace"])]
+        log: Option<String>,
+        /// The command and its arguments.
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "CMD"
+        )]
+        command: Vec<std::ffi::OsString>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Run {
+            paths,
+            log,
+            command,
+        } => run::run(&paths, log.as_deref(), &command),
+    }
+}
