@@ -174,3 +174,82 @@ fn bad_arguments_are_explained() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("loud"));
 }
+
+/// `--stats FILE`: a JSON report whose totals match what dd did; `--stats -`:
+/// a table on stderr, even though dd closes its stderr at exit.
+#[test]
+fn stats_report_at_exit() {
+    let dir = TempDir::new("launch-stats");
+    std::fs::write(dir.path().join("src.bin"), pattern(12, 3 << 20)).unwrap();
+    let out = run(
+        conveyor(),
+        &[
+            "run",
+            "--path",
+            ".",
+            "--stats",
+            "report-%p.json",
+            "--",
+            "dd",
+            "if=src.bin",
+            "of=out.bin",
+            "bs=4k",
+        ],
+        dir.path(),
+        None,
+    );
+    ok(&out, "conveyor run --stats");
+    let report = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("report-"))
+        .expect("no report file");
+    let check = r#"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["schema"] == "conveyor-stats/1", r["schema"]
+t = r["totals"]
+assert t["app_write_bytes"] == 3 << 20, t
+assert t["app_read_bytes"] == 3 << 20, t
+assert t["storage_write_bytes"] == 3 << 20, t
+assert 0 < t["storage_write_requests"] < t["app_write_calls"], t
+assert t["app_write_calls"] == 768, t
+assert t["errors"] == 0 and t["lost_bytes"] == 0, t
+paths = sorted(f["path"].rsplit("/", 1)[1] for f in r["files"])
+assert paths == ["out.bin", "src.bin"], paths
+print("ok")
+"#;
+    let py = Command::new("python3")
+        .arg("-c")
+        .arg(check)
+        .arg(report.path())
+        .output()
+        .expect("python3");
+    ok(&py, "checking the JSON report");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&report.metadata().unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "report mode");
+    let out = run(
+        conveyor(),
+        &[
+            "run",
+            "--path",
+            ".",
+            "--stats",
+            "-",
+            "--",
+            "dd",
+            "if=src.bin",
+            "of=out2.bin",
+            "bs=4k",
+        ],
+        dir.path(),
+        None,
+    );
+    ok(&out, "conveyor run --stats -");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("conveyor: stats of pid"), "{err}");
+    assert!(
+        err.contains("program wrote 3145728 B in 768 calls"),
+        "{err}"
+    );
+}

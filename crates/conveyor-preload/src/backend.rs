@@ -12,7 +12,7 @@ use std::sync::{Mutex, OnceLock};
 static PRIVATE: Mutex<Vec<c_int>> = Mutex::new(Vec::new());
 
 /// Records a new private descriptor (passes `fd` on, `-1` included).
-fn track(fd: c_int) -> c_int {
+pub fn track(fd: c_int) -> c_int {
     if fd >= 0 {
         if let Ok(mut v) = PRIVATE.lock() {
             v.push(fd);

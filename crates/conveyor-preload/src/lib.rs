@@ -21,10 +21,11 @@ mod log;
 mod ops;
 mod policy;
 mod real;
+mod report;
 mod state;
 
 extern "C" fn on_exit() {
-    ops::process::at_exit();
+    ops::process::at_exit(false);
 }
 
 /// Library constructor: resolve every real symbol, read the environment,
@@ -36,6 +37,9 @@ extern "C" fn init() {
     real::resolve_all();
     counts::init();
     state::init();
+    if state::get().is_some() {
+        log::init();
+    }
     // SAFETY: registers a function with no preconditions.
     unsafe { libc::atexit(on_exit) };
     real::set_errno(saved);
@@ -44,7 +48,7 @@ extern "C" fn init() {
 /// Library destructor: a last flush (e.g. after `dlclose` or when exit
 /// handlers were skipped).
 extern "C" fn fini() {
-    ops::process::at_exit();
+    ops::process::at_exit(true);
 }
 
 #[used]

@@ -2,13 +2,47 @@
 //! through the shim's own hooks, and rate-limited so a failing program
 //! cannot be flooded.
 
-use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU8, Ordering};
 
 /// Lines written before the log goes quiet.
 const MAX_LINES: u32 = 200;
 
 static LEVEL: AtomicU8 = AtomicU8::new(2);
 static LINES: AtomicU32 = AtomicU32::new(0);
+// The shim's own copy of standard error, taken at start-up: programs such
+// as coreutils close fd 2 in their exit handlers, before the shim's last
+// words (the stats table) are written.
+static OUT: AtomicI32 = AtomicI32::new(2);
+
+/// Takes the shim's own copy of standard error (from the constructor).
+pub fn init() {
+    // SAFETY: duplicates fd 2 if it is open; no memory involved.
+    let fd = unsafe { crate::real::fcntl(2, libc::F_DUPFD_CLOEXEC, 1024) };
+    // SAFETY: as above, at any number when high ones are not allowed.
+    let fd = if fd >= 0 {
+        fd
+    } else {
+        unsafe { crate::real::fcntl(2, libc::F_DUPFD_CLOEXEC, 3) }
+    };
+    if fd >= 0 {
+        // A private descriptor: close_range/closefrom leave it alone.
+        crate::backend::track(fd);
+        OUT.store(fd, Ordering::Relaxed);
+    }
+}
+
+/// Writes `bytes` to the shim's standard error.
+pub fn write_raw(mut rest: &[u8]) {
+    let fd = OUT.load(Ordering::Relaxed);
+    while !rest.is_empty() {
+        // SAFETY: writes bytes of a live buffer through the real write.
+        let r = unsafe { crate::real::write(fd, rest.as_ptr().cast(), rest.len()) };
+        if r <= 0 {
+            break;
+        }
+        rest = &rest[r as usize..];
+    }
+}
 
 /// Sets the level: 1 error, 2 warn, 3 info, 4 debug, 5 trace.
 pub fn set_level(l: u8) {
@@ -41,15 +75,7 @@ fn emit(level: u8, tag: &str, msg: &str) {
     } else {
         format!("conveyor: {tag}: {msg}\n")
     };
-    let mut rest = line.as_bytes();
-    while !rest.is_empty() {
-        // SAFETY: writes bytes of a live buffer to fd 2 through the real write.
-        let r = unsafe { crate::real::write(2, rest.as_ptr().cast(), rest.len()) };
-        if r <= 0 {
-            break;
-        }
-        rest = &rest[r as usize..];
-    }
+    write_raw(line.as_bytes());
 }
 
 /// An error the user should see.

@@ -1,11 +1,11 @@
 //! `conveyor`: runs a program with conveyor's shim preloaded.
 //!
 //! ```text
-//! conveyor run [--path DIR]... [--log LEVEL] [--] CMD ARGS...
+//! conveyor run [--path DIR]... [--stats FILE|-] [--log LEVEL] [--] CMD ARGS...
 //! ```
 //!
 //! Prepends `libconveyor_preload.so` to any existing `LD_PRELOAD`, sets
-//! `CONVEYOR_PATHS` (and `CONVEYOR_LOG`), and `exec`s the command, so its
+//! `CONVEYOR_PATHS` (and `CONVEYOR_STATS`, `CONVEYOR_LOG`), and `exec`s the command, so its
 //! exit status or signal is the launcher's. The launcher never links the
 //! shim.
 
@@ -44,6 +44,9 @@ Exit status: the command's own (or 128+N if a signal N ended it, as shown by the
         /// Directory whose regular files are accelerated (repeatable; relative paths are made absolute).
         #[arg(long = "path", value_name = "DIR", required = true)]
         paths: Vec<PathBuf>,
+        /// Write a stats report at exit: a JSON file (`%p` = pid), or `-` for a table on stderr.
+        #[arg(long, value_name = "FILE|-")]
+        stats: Option<String>,
         /// Log level of the shim: error, warn, info, debug or trace.
         #[arg(long, value_name = "LEVEL", value_parser = ["off", "error", "warn", "info", "debug", "trace"])]
         log: Option<String>,
@@ -63,8 +66,9 @@ fn main() -> ExitCode {
     match cli.cmd {
         Cmd::Run {
             paths,
+            stats,
             log,
             command,
-        } => run::run(&paths, log.as_deref(), &command),
+        } => run::run(&paths, stats.as_deref(), log.as_deref(), &command),
     }
 }

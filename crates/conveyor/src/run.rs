@@ -59,7 +59,12 @@ fn unreachable_reason(exe: &Path) -> Option<String> {
 }
 
 /// Runs `command` under the shim; returns only if exec failed.
-pub fn run(paths: &[PathBuf], log: Option<&str>, command: &[OsString]) -> ExitCode {
+pub fn run(
+    paths: &[PathBuf],
+    stats: Option<&str>,
+    log: Option<&str>,
+    command: &[OsString],
+) -> ExitCode {
     let shim = match find::shim() {
         Ok(s) => s,
         Err(looked) => {
@@ -116,6 +121,20 @@ pub fn run(paths: &[PathBuf], log: Option<&str>, command: &[OsString]) -> ExitCo
         .env("CONVEYOR_PATHS", joined);
     if let Some(l) = log {
         cmd.env("CONVEYOR_LOG", l);
+    }
+    match stats {
+        Some("-") => {
+            cmd.env("CONVEYOR_STATS", "stderr");
+        }
+        Some(f) => {
+            let abs = if Path::new(f).is_absolute() {
+                PathBuf::from(f)
+            } else {
+                cwd.join(f)
+            };
+            cmd.env("CONVEYOR_STATS", abs);
+        }
+        None => {}
     }
     let err = cmd.exec();
     eprintln!("conveyor: cannot run {}: {err}", prog.to_string_lossy());

@@ -84,7 +84,7 @@ pub unsafe extern "C" fn popen(cmd: *const c_char, mode: *const c_char) -> *mut 
 /// As for `_exit(2)`.
 #[no_mangle]
 pub unsafe extern "C" fn _exit(status: c_int) -> ! {
-    at_exit();
+    at_exit(true);
     // SAFETY: the caller's argument; does not return.
     unsafe { real::_exit(status) };
     // Only if the real _exit could not be found.
@@ -97,7 +97,7 @@ pub unsafe extern "C" fn _exit(status: c_int) -> ! {
 /// As for `_Exit(2)`.
 #[no_mangle]
 pub unsafe extern "C" fn _Exit(status: c_int) -> ! {
-    at_exit();
+    at_exit(true);
     // SAFETY: the caller's argument; does not return.
     unsafe { real::_Exit(status) };
     // SAFETY: exit_group ends the process.

@@ -66,8 +66,10 @@ pub fn in_child() {
     crate::counts::disable();
 }
 
-/// At exit: everything pending is written.
-pub fn at_exit() {
+/// At exit: everything pending is written. `last` marks the last chance
+/// (the library destructor, which runs after every atexit handler, or
+/// `_exit`): the stats report is written then, once.
+pub fn at_exit(last: bool) {
     if let Some(shim) = state::get() {
         // SAFETY: getpid has no preconditions.
         if state::owner() == unsafe { libc::getpid() } {
@@ -75,6 +77,9 @@ pub fn at_exit() {
                 || 0,
                 || {
                     shim.engine.flush_all();
+                    if last {
+                        crate::report::write_once(&shim.engine);
+                    }
                     Ok(0)
                 },
             );
