@@ -77,3 +77,40 @@ fn every_exit_path_writes_pending_data() {
         );
     }
 }
+
+/// A fatal signal with its default action writes pending data first and
+/// still ends the process by that signal; `SIG_DFL` looks as it should to
+/// the program; a program's own handler runs as without the shim.
+#[test]
+fn fatal_signals_write_pending_data_and_keep_their_status() {
+    use std::os::unix::process::ExitStatusExt;
+    let (dir, bin, data) = build("signal");
+    for form in ["t", "d", "h"] {
+        let file = data.join(format!("f-{form}"));
+        let args = [file.to_str().unwrap(), form];
+        let plain_file = dir.path().join(format!("plain-{form}"));
+        let plain = Run::new(
+            bin.to_str().unwrap(),
+            &[plain_file.to_str().unwrap(), form],
+            dir.path(),
+        )
+        .plain();
+        let (out, counts) = Run::new(bin.to_str().unwrap(), &args, dir.path()).shimmed(&data);
+        assert_eq!(
+            out.status.signal(),
+            plain.status.signal(),
+            "{form}: {:?} vs {:?}",
+            out.status,
+            plain.status
+        );
+        assert_eq!(out.status.code(), plain.status.code(), "{form}");
+        assert_eq!(out.stdout, plain.stdout, "{form}: stdout differs");
+        let len = std::fs::read(&file).unwrap().len();
+        // Without the signal handling the pending writes die with the process.
+        assert_eq!(len, 16_000, "{form}: {len} bytes on storage");
+        assert!(
+            counts.get("write").copied().unwrap_or(0) >= 1000,
+            "writes were not managed: {counts:?}"
+        );
+    }
+}

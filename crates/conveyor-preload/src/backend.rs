@@ -82,7 +82,7 @@ fn high_base() -> c_int {
 /// Moves a freshly opened private descriptor to a high number (the low
 /// copy is closed; it is the only descriptor of its description). Keeps it
 /// where it is if no high number is free.
-fn place_high(fd: c_int) -> c_int {
+pub fn place_high(fd: c_int) -> c_int {
     if fd < 0 || fd >= high_base() {
         return fd;
     }

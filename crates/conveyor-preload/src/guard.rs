@@ -24,6 +24,7 @@ pub fn run<R: Failure>(pass: impl FnOnce() -> R, managed: impl FnOnce() -> Resul
     let saved = errno();
     let out = catch_unwind(AssertUnwindSafe(managed));
     let _ = BUSY.try_with(|b| b.set(false));
+    crate::ops::signals::deliver_pending();
     match out {
         Ok(Ok(v)) => {
             set_errno(saved);

@@ -39,6 +39,7 @@ extern "C" fn init() {
     state::init();
     if state::get().is_some() {
         log::init();
+        ops::signals::install();
     }
     // SAFETY: registers a function with no preconditions.
     unsafe { libc::atexit(on_exit) };

@@ -209,6 +209,7 @@ reals! {
     posix_spawnp(pid: *mut pid_t, file: *const c_char, fa: *const libc::posix_spawn_file_actions_t, attr: *const libc::posix_spawnattr_t, argv: *const *mut c_char, envp: *const *mut c_char) -> c_int;
     system(cmd: *const c_char) -> c_int;
     popen(cmd: *const c_char, mode: *const c_char) -> *mut FILE;
+    sigaction(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int;
     _exit(status: c_int) -> ();
     _Exit(status: c_int) -> ();
 }

@@ -7,6 +7,7 @@ mod fd;
 mod open;
 mod process;
 mod rw;
+mod signals;
 mod stat;
 mod sync;
 mod transfer;

@@ -8,6 +8,7 @@ pub mod meta;
 pub mod open;
 pub mod process;
 pub mod retire;
+pub mod signals;
 pub mod transfer;
 
 use crate::desc::Desc;

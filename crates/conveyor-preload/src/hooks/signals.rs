@@ -1,0 +1,42 @@
+//! signal, sigaction, bsd_signal, sysv_signal: the program sees its own
+//! dispositions while the shim stands in for SIG_DFL of fatal signals.
+
+use crate::ops::signals;
+use crate::real;
+use libc::{c_int, sighandler_t};
+
+/// # Safety
+/// As for `sigaction(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn sigaction(
+    sig: c_int,
+    act: *const libc::sigaction,
+    old: *mut libc::sigaction,
+) -> c_int {
+    if !signals::managed(sig) {
+        // SAFETY: the caller's arguments.
+        return unsafe { real::sigaction(sig, act, old) };
+    }
+    // SAFETY: as above.
+    unsafe { signals::sigaction(sig, act, old) }
+}
+
+macro_rules! signal_hook {
+    ($name:ident, $flags:expr) => {
+        /// # Safety
+        /// As for `signal(2)`.
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(sig: c_int, handler: sighandler_t) -> sighandler_t {
+            if !signals::managed(sig) {
+                // Unmanaged: glibc's semantics through the real sigaction.
+                // SAFETY: the caller's arguments.
+                return unsafe { signals::signal_real(sig, handler, $flags) };
+            }
+            // SAFETY: as above.
+            unsafe { signals::signal(sig, handler, $flags) }
+        }
+    };
+}
+signal_hook!(signal, libc::SA_RESTART);
+signal_hook!(bsd_signal, libc::SA_RESTART);
+signal_hook!(sysv_signal, libc::SA_RESETHAND | libc::SA_NODEFER);
