@@ -21,7 +21,7 @@ pub fn track(fd: c_int) -> c_int {
     fd
 }
 
-fn untrack(fd: c_int) {
+pub fn untrack(fd: c_int) {
     if let Ok(mut v) = PRIVATE.lock() {
         if let Some(i) = v.iter().position(|p| *p == fd) {
             v.swap_remove(i);
@@ -80,20 +80,24 @@ fn high_base() -> c_int {
 }
 
 /// Moves a freshly opened private descriptor to a high number (the low
-/// copy is closed; it is the only descriptor of its description). Keeps it
-/// where it is if no high number is free.
+/// copy is closed; it is the only descriptor of its description). With no
+/// high number free (a low RLIMIT_NOFILE) it is closed and -1 returned: a
+/// private descriptor never takes a number the program would get, so the
+/// shim rather leaves the file to the kernel.
 pub fn place_high(fd: c_int) -> c_int {
     if fd < 0 || fd >= high_base() {
         return fd;
     }
-    // SAFETY: duplicates our own descriptor; no memory involved.
-    let high = unsafe { real::fcntl(fd, libc::F_DUPFD_CLOEXEC, high_base() as libc::c_ulong) };
-    if high < 0 {
-        return fd;
-    }
+    let high = dup_high(fd);
     // SAFETY: closes the low copy of our own descriptor.
     unsafe { real::close(fd) };
     high
+}
+
+/// A duplicate of `fd` at a high number, or -1.
+pub fn dup_high(fd: c_int) -> c_int {
+    // SAFETY: duplicates a descriptor; no memory involved.
+    unsafe { real::fcntl(fd, libc::F_DUPFD_CLOEXEC, high_base() as libc::c_ulong) }
 }
 
 impl RawBackend {
@@ -122,14 +126,7 @@ impl RawBackend {
             // leave such a descriptor to the kernel.
             return None;
         }
-        // SAFETY: as above.
-        let mut dup =
-            unsafe { real::fcntl(fd, libc::F_DUPFD_CLOEXEC, high_base() as libc::c_ulong) };
-        if dup < 0 {
-            // SAFETY: as above, at any number.
-            dup = unsafe { real::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
-        }
-        let dup = track(dup);
+        let dup = track(dup_high(fd));
         if dup < 0 {
             return None;
         }
@@ -144,6 +141,12 @@ impl RawBackend {
     /// The main private descriptor (for `SEEK_DATA`/`SEEK_HOLE` queries).
     pub fn fd(&self) -> c_int {
         self.fd
+    }
+
+    /// Opens the append descriptor now (for a handle that will append),
+    /// false if that is not possible.
+    pub fn ensure_appender(&self) -> bool {
+        self.append_fd().is_ok()
     }
 
     fn append_fd(&self) -> Result<c_int> {

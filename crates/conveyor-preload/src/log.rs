@@ -16,14 +16,8 @@ static OUT: AtomicI32 = AtomicI32::new(2);
 
 /// Takes the shim's own copy of standard error (from the constructor).
 pub fn init() {
-    // SAFETY: duplicates fd 2 if it is open; no memory involved.
-    let fd = unsafe { crate::real::fcntl(2, libc::F_DUPFD_CLOEXEC, 1024) };
-    // SAFETY: as above, at any number when high ones are not allowed.
-    let fd = if fd >= 0 {
-        fd
-    } else {
-        unsafe { crate::real::fcntl(2, libc::F_DUPFD_CLOEXEC, 3) }
-    };
+    // At a high number, or not at all (then fd 2 itself is used).
+    let fd = crate::backend::dup_high(2);
     if fd >= 0 {
         // A private descriptor: close_range/closefrom leave it alone.
         crate::backend::track(fd);

@@ -135,6 +135,10 @@ pub fn manage(shim: &Shim, fd: c_int, flags: c_int) -> Option<Arc<Desc>> {
     };
     let key = key_of(&st);
     let name = String::from_utf8_lossy(&path);
+    if mode.append && !backend.ensure_appender() {
+        // No descriptor to append through: the kernel keeps this one.
+        return None;
+    }
     // From now on a fatal signal has data to write first.
     crate::ops::signals::ensure_thread();
     let handle = shim.engine.open(key, &name, backend.clone(), mode);

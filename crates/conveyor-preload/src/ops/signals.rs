@@ -156,6 +156,15 @@ pub fn ensure_thread() {
         for fd in req.iter_mut().chain(done.iter_mut()) {
             *fd = backend::track(backend::place_high(*fd));
         }
+        if req.iter().chain(done.iter()).any(|fd| *fd < 0) {
+            // No high numbers free: signals keep their plain default action.
+            for fd in req.iter().chain(done.iter()).filter(|fd| **fd >= 0) {
+                backend::untrack(*fd);
+                // SAFETY: closes our own descriptor.
+                unsafe { real::close(*fd) };
+            }
+            return;
+        }
         let (r, ack) = (req[0], done[1]);
         let spawned = std::thread::Builder::new()
             .name("conveyor-signal".into())
