@@ -1,10 +1,11 @@
 //! fork in a busy multithreaded program: four threads write managed files
 //! continuously while the main thread forks 200 times; each child writes a
 //! line to its own new managed file, reads it back and `_exit`s; the parent
-//! waits for each. The passing test opens all writer files `O_CLOEXEC`
-//! (they keep buffering in the parent); the ignored ones open two without
-//! (the first fork makes them pass through while their threads write on),
-//! which loses data now.
+//! waits for each. One test opens all writer files `O_CLOEXEC` (they keep
+//! buffering in the parent); the others open two without, so the first
+//! fork hands those descriptions to the kernel while their threads write
+//! on (this lost records until the hand-over waited for writes in
+//! progress and sent later ones to the kernel).
 //!
 //! Breaking it: a child deadlocking on a shim lock some writer thread held
 //! at fork (hang: killed after 60 s), a child whose file or read-back is
@@ -136,23 +137,20 @@ fn fork_200_times_while_threads_write() {
 
 /// As above, paced, with threads 2 and 3 writing through descriptors the
 /// children inherit (no O_CLOEXEC), which pass through after the first
-/// fork. Fails intermittently now (2 of 3 runs): see the next test.
+/// fork. Failed in 2 of 3 runs before the hand-over waited for writes in
+/// progress.
 #[test]
-#[ignore = "BUG: same as fork_200_times_while_threads_write_flat_out (intermittent here)"]
 fn fork_200_times_while_threads_write_inherited() {
     fork_loop(&["60000", "1", "2"]);
 }
 
-/// Threads 2 and 3 inherited (no O_CLOEXEC), without pacing: the writers run flat out (up to 400,000
-/// records, ~265 MB each) during the forks. Fails now: the files of the
-/// two threads whose descriptors are inherited (no O_CLOEXEC) come out
-/// short, with a run of records missing mid-file (e.g. records 20190..20264
-/// of thread 3 gone, 49 KB short; thread 2 9.9 MB short).
+/// Threads 2 and 3 inherited (no O_CLOEXEC), without pacing: the writers
+/// run flat out (up to 400,000 records, ~265 MB each) during the forks.
+/// Before the fix the two inherited files came out short, with a run of
+/// records missing mid-file (e.g. records 20190..20264 of thread 3 gone):
+/// a write already inside the engine when the fork handed the description
+/// to the kernel landed after writes the kernel had already placed.
 #[test]
-#[ignore = "BUG: data lost when a description inherited across fork (no O_CLOEXEC) is switched to \
-            pass-through at the fork barrier while another thread is writing to it: a run of \
-            records is missing mid-file (suspect ops/retire.rs and the fork hook: kernel offset set \
-            or pending data snapshotted while a concurrent write is still entering the engine)"]
 fn fork_200_times_while_threads_write_flat_out() {
     fork_loop(&["400000", "0", "2"]);
 }

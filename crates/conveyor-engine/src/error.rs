@@ -24,6 +24,9 @@ impl Errno {
     pub const ENOSPC: Errno = Errno(libc::ENOSPC);
     /// Operation not supported by this backend.
     pub const ENOSYS: Errno = Errno(libc::ENOSYS);
+    /// Not an errno: the handle was handed over (`Handle::hand_over`) and
+    /// the caller must do the operation itself.
+    pub const HANDED_OVER: Errno = Errno(-1);
     /// A value does not fit (offset overflow).
     pub const EOVERFLOW: Errno = Errno(libc::EOVERFLOW);
 

@@ -7,7 +7,7 @@ use crate::file::File;
 use crate::stats::Snapshot;
 use std::io::SeekFrom;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 /// Access mode of a handle, from the flags it was opened with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,6 +58,10 @@ pub struct Handle {
     pos: Mutex<u64>,
     // Failure count of the file already reported through this handle.
     err_seen: AtomicU64,
+    // True once the description is handed to the caller (`hand_over`). Every
+    // data operation holds it shared, so the hand-over waits for those in
+    // progress and every later one answers `Errno::HANDED_OVER`.
+    gate: RwLock<bool>,
 }
 
 impl Handle {
@@ -69,7 +73,34 @@ impl Handle {
             mode,
             pos: Mutex::new(0),
             err_seen,
+            gate: RwLock::new(false),
         }
+    }
+
+    /// Shared hold on the gate for one data operation.
+    fn enter(&self) -> Result<RwLockReadGuard<'_, bool>> {
+        let g = self.gate.read().unwrap_or_else(|p| p.into_inner());
+        if *g {
+            Err(Errno::HANDED_OVER)
+        } else {
+            Ok(g)
+        }
+    }
+
+    /// Ends the engine's part in this description: waits for the operations
+    /// in progress, writes the file's pending data, and calls `take` with
+    /// the offset (to set the kernel's) before any later operation can run;
+    /// those all answer `Errno::HANDED_OVER` and are the caller's to do.
+    /// Returns a write error not yet reported through this handle.
+    pub fn hand_over(&self, take: impl FnOnce(u64)) -> Result<()> {
+        let mut g = self.gate.write().unwrap_or_else(|p| p.into_inner());
+        if *g {
+            return Ok(());
+        }
+        self.file.flush();
+        take(*self.pos());
+        *g = true;
+        self.file.take_error(&self.err_seen)
     }
 
     fn pos(&self) -> MutexGuard<'_, u64> {
@@ -105,6 +136,7 @@ impl Handle {
     /// `read`: at the offset, which advances by what was read.
     pub fn read(&self, buf: &mut [u8]) -> Result<usize> {
         self.readable()?;
+        let _g = self.enter()?;
         let mut pos = self.pos();
         let n = self.file.read(self.id, *pos, buf)?;
         *pos += n as u64;
@@ -114,6 +146,7 @@ impl Handle {
     /// `pread`: at `off`; the offset does not move.
     pub fn pread(&self, buf: &mut [u8], off: u64) -> Result<usize> {
         self.readable()?;
+        let _g = self.enter()?;
         self.file.read(self.id, off, buf)
     }
 
@@ -121,6 +154,7 @@ impl Handle {
     /// offset moves past the data. Reports a background failure first.
     pub fn write(&self, buf: &[u8]) -> Result<usize> {
         self.writable()?;
+        let _g = self.enter()?;
         let mut pos = self.pos();
         let at = if self.mode.append { None } else { Some(*pos) };
         *pos = self.file.write(at, buf, &self.err_seen)?.unwrap_or(*pos);
@@ -131,6 +165,7 @@ impl Handle {
     /// Linux does); the offset does not move.
     pub fn pwrite(&self, buf: &[u8], off: u64) -> Result<usize> {
         self.writable()?;
+        let _g = self.enter()?;
         let at = if self.mode.append { None } else { Some(off) };
         self.file.write(at, buf, &self.err_seen)?;
         Ok(buf.len())
@@ -139,6 +174,7 @@ impl Handle {
     /// `lseek` with `SEEK_SET`, `SEEK_CUR` or `SEEK_END` (the size includes
     /// pending data). Leaving the read-ahead window drops it.
     pub fn seek(&self, to: SeekFrom) -> Result<u64> {
+        let _g = self.enter()?;
         let mut pos = self.pos();
         let target = match to {
             SeekFrom::Start(n) => Some(n),
@@ -183,12 +219,14 @@ impl Handle {
         if !self.mode.write {
             return Err(Errno::EINVAL);
         }
+        let _g = self.enter()?;
         self.file.truncate(len)
     }
 
     /// `fallocate`, after pending writes.
     pub fn allocate(&self, mode: i32, off: u64, len: u64) -> Result<()> {
         self.writable()?;
+        let _g = self.enter()?;
         self.file.allocate(mode, off, len)
     }
 

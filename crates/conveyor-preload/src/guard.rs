@@ -30,6 +30,12 @@ pub fn run<R: Failure>(pass: impl FnOnce() -> R, managed: impl FnOnce() -> Resul
             set_errno(saved);
             v
         }
+        Ok(Err(Errno::HANDED_OVER)) => {
+            // The description went back to the kernel while this call was
+            // on its way: the real call does it.
+            set_errno(saved);
+            pass()
+        }
         Ok(Err(e)) => {
             set_errno(e.0);
             R::failure()

@@ -49,9 +49,30 @@ fn offset(o: i64) -> Result<u64, Errno> {
 /// Puts the kernel's offset of `fd` where the engine has it, so the kernel
 /// (or another process) can take over the descriptor.
 fn sync_kernel_offset(fd: libc::c_int, d: &Desc) {
-    let pos = i64::try_from(d.handle.position()).unwrap_or(i64::MAX);
+    set_kernel_offset(fd, d.handle.position());
+}
+
+fn set_kernel_offset(fd: libc::c_int, pos: u64) {
+    let pos = i64::try_from(pos).unwrap_or(i64::MAX);
     // SAFETY: lseek on the program's descriptor; no memory involved.
     unsafe { real::lseek64(fd, pos, libc::SEEK_SET) };
+}
+
+/// Gives the description under `fd` back to the kernel: operations in
+/// progress finish, pending data is written, the kernel offset is set, and
+/// every later operation through any of its fds is the kernel's (even one
+/// that already looked it up in the table). Returns a write error not yet
+/// reported through it.
+fn hand_over(fd: libc::c_int, d: &Desc) -> Result<(), Errno> {
+    let r = d.handle.hand_over(|pos| set_kernel_offset(fd, pos));
+    for (other, od) in fdtable::all() {
+        if std::ptr::eq(&*od, d) {
+            if let Some(x) = fdtable::remove(other) {
+                retire::retire(other, x);
+            }
+        }
+    }
+    r
 }
 
 /// Hands the file behind `fd` back to the kernel for good (for `mmap`,
@@ -75,11 +96,7 @@ fn demote_file(key: FileKey) {
     crate::policy::pass_file(key);
     for (fd, d) in fdtable::all() {
         if d.key == key {
-            let _ = d.handle.flush();
-            sync_kernel_offset(fd, &d);
-            if let Some(x) = fdtable::remove(fd) {
-                retire::retire(fd, x);
-            }
+            let _ = hand_over(fd, &d);
         }
     }
 }

@@ -41,9 +41,10 @@ pub fn barrier(name: &'static str) {
                 .collect();
             for (fd, d) in &all {
                 if shared.iter().any(|s| Arc::ptr_eq(s, d)) {
-                    if let Some(x) = fdtable::remove(*fd) {
-                        super::retire::retire(*fd, x);
-                    }
+                    // Writers on other threads may be inside the engine on
+                    // this description right now: the hand-over waits for
+                    // them and sends every later call to the kernel.
+                    let _ = super::hand_over(*fd, d);
                 }
             }
             shim.engine.drop_caches();
