@@ -253,3 +253,94 @@ print("ok")
         "{err}"
     );
 }
+
+/// `conveyor doctor`: a verdict with its reason for each kind of path, the
+/// filesystem type, and the shim's state.
+#[test]
+fn doctor_explains_each_path() {
+    let dir = TempDir::new("doctor");
+    let sel = dir.path().join("sel");
+    std::fs::create_dir_all(&sel).unwrap();
+    std::fs::write(sel.join("f"), b"x").unwrap();
+    let fifo = sel.join("fifo");
+    ok(
+        &Command::new("mkfifo").arg(&fifo).output().unwrap(),
+        "mkfifo",
+    );
+    let s = |p: &std::path::Path| p.display().to_string();
+    let out = Command::new(conveyor())
+        .args([
+            "doctor",
+            "--path",
+            &s(&sel),
+            &s(&sel.join("f")),
+            "/etc/hosts",
+            &s(&fifo),
+            &s(&sel.join("new")),
+        ])
+        .env("CONVEYOR_IO_SIZE", "12Q")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = |needle: &str| {
+        text.lines()
+            .find(|l| l.starts_with(needle))
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(line("shim:").contains("(loads)"), "{text}");
+    assert!(
+        line(&s(&sel.join("f"))).contains(": accelerated when opened"),
+        "{text}"
+    );
+    assert!(
+        line("/etc/hosts").contains("not accelerated: /etc/hosts is not under"),
+        "{text}"
+    );
+    assert!(line(&s(&fifo)).contains("not a regular file"), "{text}");
+    assert!(
+        line(&s(&sel.join("new")))
+            .contains("does not exist; a regular file created there is accelerated"),
+        "{text}"
+    );
+    assert!(
+        line("CONVEYOR_IO_SIZE").contains("\"12Q\" is not a size"),
+        "{text}"
+    );
+    // Nothing selected at all.
+    let out = Command::new(conveyor())
+        .args(["doctor", "/etc/hosts"])
+        .env_remove("CONVEYOR_PATHS")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("CONVEYOR_PATHS is not set"));
+    // Without the shim: exit 1 and where it looked.
+    let lonely = dir.path().join("conveyor");
+    std::fs::copy(conveyor(), &lonely).unwrap();
+    let out = Command::new(&lonely)
+        .args(["doctor", "/etc/hosts"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("libconveyor_preload.so not found; looked in"));
+}
+
+/// On the slow FUSE filesystem, doctor names the filesystem.
+#[test]
+fn doctor_names_a_fuse_filesystem() {
+    let fs = conveyor_tests::slowfs::SlowFs::mount(&[]);
+    std::fs::write(fs.backing().join("f"), b"x").unwrap();
+    let file = fs.mnt().join("f");
+    let out = Command::new(conveyor())
+        .args(["doctor", &file.display().to_string()])
+        .env("CONVEYOR_PATHS", fs.mnt())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("accelerated when opened") && text.contains("filesystem fuse"),
+        "{text}"
+    );
+}

@@ -2,13 +2,15 @@
 //!
 //! ```text
 //! conveyor run [--path DIR]... [--stats FILE|-] [--log LEVEL] [--] CMD ARGS...
+//! conveyor doctor [--path DIR]... PATH...
 //! ```
 //!
 //! Prepends `libconveyor_preload.so` to any existing `LD_PRELOAD`, sets
 //! `CONVEYOR_PATHS` (and `CONVEYOR_STATS`, `CONVEYOR_LOG`), and `exec`s the command, so its
-//! exit status or signal is the launcher's. The launcher never links the
-//! shim.
+//! exit status or signal is the launcher's. `doctor` says whether paths
+//! would be accelerated and why. The launcher never links the shim.
 
+mod doctor;
 mod find;
 mod run;
 
@@ -59,6 +61,20 @@ Exit status: the command's own (or 128+N if a signal N ended it, as shown by the
         )]
         command: Vec<std::ffi::OsString>,
     },
+    /// Say whether each PATH would be accelerated, and why; check the shim loads.
+    #[command(
+        after_help = "Example:\n  CONVEYOR_PATHS=/mnt/data conveyor doctor /mnt/data/results.csv /etc/hosts\n\n\
+Uses CONVEYOR_PATHS from the environment unless --path is given.\n\
+Exit status: 0 when the shim can be found and loaded, 1 when it cannot, 2 for bad arguments."
+    )]
+    Doctor {
+        /// Directory to consider selected instead of CONVEYOR_PATHS (repeatable).
+        #[arg(long = "path", value_name = "DIR")]
+        paths: Vec<PathBuf>,
+        /// Files or directories to check.
+        #[arg(value_name = "PATH")]
+        targets: Vec<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -70,5 +86,6 @@ fn main() -> ExitCode {
             log,
             command,
         } => run::run(&paths, stats.as_deref(), log.as_deref(), &command),
+        Cmd::Doctor { paths, targets } => doctor::doctor(&paths, &targets),
     }
 }
