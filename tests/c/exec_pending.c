@@ -2,7 +2,8 @@
  * argv[2]: replaces itself with cat of the file through execl, execlp or
  * execle (l, p, e), or ends by returning from main (r), exit (x), _exit (_)
  * or _Exit (E), or by SIGTERM: default action (t), default set again with
- * signal() after asking what it was (d), the program's own handler (h).
+ * signal() after asking what it was (d), the program's own handler (h);
+ * or forks a child that dies of SIGTERM and reports how it ended (f).
  * Under the shim the writes are still pending at that point:
  * the hooks and exit handlers must write them first. */
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/wait.h>
 
 static void on_term(int sig) {
     (void)sig;
@@ -31,6 +33,18 @@ int main(int argc, char **argv) {
         printf("previous %s\n", signal(SIGTERM, SIG_DFL) == SIG_DFL ? "default" : "other");
         fflush(stdout);
         raise(SIGTERM);
+    }
+    if (argv[2][0] == 'f') {
+        pid_t p = fork();
+        if (p == 0) {
+            raise(SIGTERM);
+            _exit(9);
+        }
+        int st;
+        waitpid(p, &st, 0);
+        printf("child %s %d\n", WIFSIGNALED(st) ? "signal" : "exit",
+               WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+        return 0;
     }
     if (argv[2][0] == 'h') {
         signal(SIGTERM, on_term);

@@ -114,3 +114,34 @@ fn fatal_signals_write_pending_data_and_keep_their_status() {
         );
     }
 }
+
+/// A forked child that keeps running dies of SIGTERM as without the shim.
+/// Breaking it: the child's handler waiting for a flushing thread it does
+/// not have (`timeout` turns a hang into a failure here). Before the fix the
+/// child handed the signal through the inherited pipe to the *parent's*
+/// thread, which flushed the parent and wrote its stats report early; this
+/// test does not see that, the fix removes it by construction.
+#[test]
+fn fatal_signal_in_a_forked_child() {
+    let (dir, bin, data) = build("forksig");
+    let file = data.join("f");
+    let args = ["20", bin.to_str().unwrap(), file.to_str().unwrap(), "f"];
+    let plain_file = dir.path().join("plain-f");
+    let plain = Run::new(
+        "timeout",
+        &[
+            "20",
+            bin.to_str().unwrap(),
+            plain_file.to_str().unwrap(),
+            "f",
+        ],
+        dir.path(),
+    )
+    .plain();
+    let (out, _) = Run::new("timeout", &args, dir.path()).shimmed(&data);
+    ok(&plain, "plain run");
+    ok(&out, "run under the shim (a timeout means the child hung)");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "child signal 15\n");
+    assert_eq!(out.stdout, plain.stdout);
+    assert_eq!(std::fs::read(&file).unwrap().len(), 16_000);
+}

@@ -62,6 +62,7 @@ pub fn before_exec(name: &'static str) {
 
 /// In the child of `fork`: stop managing anything.
 pub fn in_child() {
+    super::signals::in_child();
     state::deactivate();
     fdtable::forget_all();
     crate::counts::disable();

@@ -89,6 +89,16 @@ extern "C" fn on_signal(sig: c_int) {
     real::set_errno(saved);
 }
 
+/// In a forked child: the flushing thread stayed in the parent, so a fatal
+/// signal here takes its default action at once (nothing is managed in
+/// the child to write first). Without this the handler would wait forever
+/// for a thread that does not exist.
+pub fn in_child() {
+    PIPE_W.store(-1, Ordering::Release);
+    DONE_R.store(-1, Ordering::Release);
+    PENDING.store(0, Ordering::Release);
+}
+
 /// Called when a thread leaves the shim: delivers a deferred fatal signal.
 pub fn deliver_pending() {
     if PENDING.load(Ordering::Relaxed) != 0 {
