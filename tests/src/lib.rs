@@ -128,6 +128,20 @@ pub fn read_counts(dir: &Path) -> HashMap<String, u64> {
     m
 }
 
+/// Compiles the C file `src` into `out` with `cc -O2 -pthread` and `extra`
+/// flags, failing the test with the compiler's message if it does not build.
+pub fn compile_c(src: &Path, out: &Path, extra: &[&str]) {
+    let cc = Command::new("cc")
+        .args(["-O2", "-pthread"])
+        .args(extra)
+        .arg("-o")
+        .arg(out)
+        .arg(src)
+        .output()
+        .expect("run cc");
+    ok(&cc, &format!("compiling {}", src.display()));
+}
+
 /// Asserts a run succeeded, showing its stderr otherwise.
 pub fn ok(out: &Output, what: &str) {
     assert!(

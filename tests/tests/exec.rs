@@ -3,9 +3,8 @@
 //! internal execve no hook sees) and when it ends by returning from main,
 //! exit, _exit or _Exit.
 
-use conveyor_tests::{ok, root, Run, TempDir};
+use conveyor_tests::{compile_c, ok, root, Run, TempDir};
 use std::path::PathBuf;
-use std::process::Command;
 
 /// Compiles tests/c/exec_pending.c; returns the work dir, the binary and
 /// the managed data dir inside it.
@@ -13,14 +12,7 @@ fn build(tag: &str) -> (TempDir, PathBuf, PathBuf) {
     let dir = TempDir::new(tag);
     let bin = dir.path().join("exec_pending");
     let src = root().join("tests/c/exec_pending.c");
-    let cc = Command::new("cc")
-        .arg("-O2")
-        .arg("-o")
-        .arg(&bin)
-        .arg(&src)
-        .output()
-        .expect("run cc");
-    ok(&cc, "compiling exec_pending.c");
+    compile_c(&src, &bin, &[]);
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
     (dir, bin, data)

@@ -13,7 +13,7 @@
 //! (e.g. a wrong kernel offset when the inherited descriptions switch to
 //! pass-through mid-stream).
 
-use conveyor_tests::{ok, read_counts, shim, TempDir};
+use conveyor_tests::{compile_c, read_counts, shim, TempDir};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -160,13 +160,7 @@ fn fork_loop(extra: &[&str]) {
     let src = dir.path().join("forkloop.c");
     std::fs::write(&src, FORKLOOP_C).unwrap();
     let bin = dir.path().join("forkloop");
-    let cc = Command::new("cc")
-        .args(["-O2", "-pthread", "-o"])
-        .arg(&bin)
-        .arg(&src)
-        .output()
-        .expect("run cc");
-    ok(&cc, "compiling forkloop.c");
+    compile_c(&src, &bin, &[]);
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
     let counts = TempDir::new("counts");

@@ -7,7 +7,7 @@
 mod common;
 
 use common::python;
-use conveyor_tests::{ok, pattern, read_counts, shim, Run, TempDir};
+use conveyor_tests::{compile_c, ok, pattern, read_counts, shim, Run, TempDir};
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -386,13 +386,7 @@ fn close_while_another_thread_writes() {
     let src = dir.path().join("close_race.c");
     std::fs::write(&src, CLOSE_RACE_C).unwrap();
     let bin = dir.path().join("close_race");
-    let cc = Command::new("cc")
-        .args(["-O2", "-pthread", "-o"])
-        .arg(&bin)
-        .arg(&src)
-        .output()
-        .expect("run cc");
-    ok(&cc, "compiling close_race.c");
+    compile_c(&src, &bin, &[]);
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
     let b = bin.to_str().unwrap();
