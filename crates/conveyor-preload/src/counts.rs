@@ -61,10 +61,8 @@ pub fn write_out() {
     // SAFETY: `cpath` is NUL-terminated; the real open bypasses the hooks.
     let fd = unsafe { crate::real::open(cpath.as_ptr(), flags, 0o600) };
     if fd >= 0 {
-        // SAFETY: writes a live buffer and closes our own descriptor.
-        unsafe {
-            crate::real::write(fd, text.as_ptr().cast(), text.len());
-            crate::real::close(fd);
-        }
+        crate::log::write_fd(fd, text.as_bytes());
+        // SAFETY: closes our own descriptor.
+        unsafe { crate::real::close(fd) };
     }
 }

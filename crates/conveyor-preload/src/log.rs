@@ -26,8 +26,13 @@ pub fn init() {
 }
 
 /// Writes `bytes` to the shim's standard error.
-pub fn write_raw(mut rest: &[u8]) {
-    let fd = OUT.load(Ordering::Relaxed);
+pub fn write_raw(bytes: &[u8]) {
+    write_fd(OUT.load(Ordering::Relaxed), bytes);
+}
+
+/// Writes all of `bytes` to `fd` with the real `write` (never the hooks),
+/// giving up on an error.
+pub fn write_fd(fd: i32, mut rest: &[u8]) {
     while !rest.is_empty() {
         // SAFETY: writes bytes of a live buffer through the real write.
         let r = unsafe { crate::real::write(fd, rest.as_ptr().cast(), rest.len()) };

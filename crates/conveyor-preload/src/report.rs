@@ -148,17 +148,6 @@ pub fn table(engine: &Engine, pid: i32) -> String {
     s
 }
 
-fn write_all(fd: i32, mut b: &[u8]) {
-    while !b.is_empty() {
-        // SAFETY: writes a live buffer through the real write.
-        let r = unsafe { real::write(fd, b.as_ptr().cast(), b.len()) };
-        if r <= 0 {
-            return;
-        }
-        b = &b[r as usize..];
-    }
-}
-
 /// Writes the report where `CONVEYOR_STATS` says, the first time only.
 pub fn write_once(engine: &Engine) {
     static DONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -195,7 +184,7 @@ fn write(engine: &Engine) {
         ));
         return;
     }
-    write_all(fd, json(engine, pid).as_bytes());
+    log::write_fd(fd, json(engine, pid).as_bytes());
     // SAFETY: closes our own descriptor.
     unsafe { real::close(fd) };
 }

@@ -257,23 +257,8 @@ pub unsafe fn sigaction(
 /// # Safety
 /// As for `signal(2)`.
 pub unsafe fn signal(sig: c_int, handler: libc::sighandler_t, flags: c_int) -> libc::sighandler_t {
-    // SAFETY: plain C structs; every field is set or zero is valid.
-    let (mut act, mut old): (libc::sigaction, libc::sigaction) =
-        unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
-    act.sa_sigaction = handler;
-    act.sa_flags = flags;
-    // SAFETY: valid sigset_t fields.
-    unsafe {
-        libc::sigemptyset(&mut act.sa_mask);
-        if flags & libc::SA_NODEFER == 0 {
-            libc::sigaddset(&mut act.sa_mask, sig);
-        }
-    }
-    // SAFETY: both structs are valid for the call.
-    if unsafe { sigaction(sig, &act, &mut old) } < 0 {
-        return libc::SIG_ERR;
-    }
-    old.sa_sigaction
+    // SAFETY: the caller's arguments.
+    unsafe { signal_via(sig, handler, flags, sigaction) }
 }
 
 /// `signal` semantics on the real `sigaction`, for signals the shim leaves
@@ -286,6 +271,23 @@ pub unsafe fn signal_real(
     sig: c_int,
     handler: libc::sighandler_t,
     flags: c_int,
+) -> libc::sighandler_t {
+    // SAFETY: the caller's arguments.
+    unsafe { signal_via(sig, handler, flags, real::sigaction) }
+}
+
+type SigactionFn = unsafe fn(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int;
+
+/// `signal` built on `set` (the shim's `sigaction` or the real one): the
+/// action glibc's `signal` installs, and the previous handler back.
+///
+/// # Safety
+/// As for `signal(2)`.
+unsafe fn signal_via(
+    sig: c_int,
+    handler: libc::sighandler_t,
+    flags: c_int,
+    set: SigactionFn,
 ) -> libc::sighandler_t {
     // SAFETY: plain C structs; every field is set or zero is valid.
     let (mut act, mut old): (libc::sigaction, libc::sigaction) =
@@ -300,7 +302,7 @@ pub unsafe fn signal_real(
         }
     }
     // SAFETY: both structs are valid for the call.
-    if unsafe { real::sigaction(sig, &act, &mut old) } < 0 {
+    if unsafe { set(sig, &act, &mut old) } < 0 {
         return libc::SIG_ERR;
     }
     old.sa_sigaction
