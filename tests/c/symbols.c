@@ -780,28 +780,6 @@ static void t_copy(void) {
 static void t_mmap(void) {
     section("mmap");
     fill(A, 20000, 8);
-    int m = resfd("open", mk("mm.dat"));
-    int r = resfd("open ro", p_open("mm.dat", O_RDONLY));
-    res("write", p_write(m, A, 10000));
-    res("pwrite", p_pwrite(m, A + 10000, 2000, 12000));
-    char *p = p_mmap(NULL, 14000, PROT_READ | PROT_WRITE, MAP_SHARED, m, 0);
-    must(p != MAP_FAILED, "mmap");
-    if (p != MAP_FAILED) {
-        dig("mmap data", p, 14000);
-        must(memcmp(p, A, 10000) == 0 && zeros(p + 10000, 2000) == 2000 &&
-                 memcmp(p + 12000, A + 10000, 2000) == 0,
-             "mapping shows pending writes");
-        memcpy(p + 100, "MAPPED", 6);
-        res("msync", msync(p, 14000, MS_SYNC));
-        munmap(p, 14000);
-    }
-    /* The description goes on (passed through) after the mmap. */
-    res("lseek cur", cur(m));
-    res("write after mmap", p_write(m, "after", 5));
-    res("fstat", fsize(m));
-    dig("pread r", B, p_pread(r, B, 200, 0));
-    res("close", p_close(m));
-
     int m2 = resfd("open64", p_open64("mm64.dat", O_RDWR | O_CREAT | O_TRUNC, 0644));
     res("write", p_write(m2, A, 20000));
     char *q = p_mmap64(NULL, 8192, PROT_READ, MAP_PRIVATE, m2, 8192);
@@ -818,8 +796,6 @@ static void t_mmap(void) {
     printf("mmap wronly %s\n", q == MAP_FAILED ? ename(errno) : "mapped");
     res("close wo", p_close(wo));
     res("close", p_close(m2));
-    res("close r", p_close(r));
-    raw("mm.dat");
     raw("mm64.dat");
 }
 
@@ -1042,39 +1018,18 @@ static void t_edge(void) {
 /* Several descriptions of one file where one of them is served by the
  * kernel directly (mapped, fdopen'ed, O_APPEND set, O_DSYNC): every byte is
  * still seen in program order, through all of them. */
-static void t_shared(void) {
-    section("shared");
-    /* A mapping sees writes made later through another descriptor. */
+/* Shared writable mappings: the first one hands every file of the process
+   to the kernel for good, so these run after everything else that needs
+   managed descriptors. */
+static void t_shared_map(void) {
+    section("shared map");
     fill(A, 1 << 20, 11);
-    int m = resfd("open", mk("sh_map.dat"));
-    int w = resfd("open rdwr", p_open("sh_map.dat", O_RDWR));
-    res("write", p_write(m, A, 8192));
-    char *p = p_mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, m, 0);
-    must(p != MAP_FAILED, "mmap shared");
-    res("pwrite other fd", p_pwrite(w, "NEW", 3, 100));
-    dig("mapping after pwrite", p + 96, 12);
-    res("write other fd", p_write(w, "more", 4));
-    dig("mapping after write", p, 8);
-    /* ... and reads through another descriptor see the mapping's writes,
-     * also where that one had read ahead. */
-    int r = resfd("open ro", p_open("sh_map.dat", O_RDONLY));
-    for (int i = 0; i < 2; i++)
-        dig("read ro", B, p_read(r, B, 4096));
-    memset(p, 'M', 8192);
-    res("lseek ro", p_lseek(r, 0, SEEK_SET));
-    dig("read ro after mapping write", B, p_read(r, B, 4096));
-    dig("pread other fd after mapping write", B, p_pread(w, B, 16, 5000));
-    munmap(p, 8192);
-    res("close", p_close(r));
-    res("close", p_close(w));
-    res("close", p_close(m));
-    raw("sh_map.dat");
-
-    /* The same with a file read ahead before it is mapped. */
+    /* A file read ahead before it is mapped. */
     int big = resfd("open", mk("sh_big.dat"));
+    char *p;
     res("write", p_write(big, A, 1 << 20));
     res("fsync", p_fsync(big));
-    r = resfd("open ro", p_open("sh_big.dat", O_RDONLY));
+    int r = resfd("open ro", p_open("sh_big.dat", O_RDONLY));
     for (int i = 0; i < 16; i++)
         p_read(r, B, 4096);
     res("lseek ro", cur(r));
@@ -1089,6 +1044,60 @@ static void t_shared(void) {
     res("close", p_close(big));
     raw("sh_big.dat");
 
+    /* A mapping sees writes made later through another descriptor. */
+    int m = resfd("open", mk("sh_map.dat"));
+    int w = resfd("open rdwr", p_open("sh_map.dat", O_RDWR));
+    res("write", p_write(m, A, 8192));
+    p = p_mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, m, 0);
+    must(p != MAP_FAILED, "mmap shared");
+    res("pwrite other fd", p_pwrite(w, "NEW", 3, 100));
+    dig("mapping after pwrite", p + 96, 12);
+    res("write other fd", p_write(w, "more", 4));
+    dig("mapping after write", p, 8);
+    /* ... and reads through another descriptor see the mapping's writes,
+     * also where that one had read ahead. */
+    r = resfd("open ro", p_open("sh_map.dat", O_RDONLY));
+    for (int i = 0; i < 2; i++)
+        dig("read ro", B, p_read(r, B, 4096));
+    memset(p, 'M', 8192);
+    res("lseek ro", p_lseek(r, 0, SEEK_SET));
+    dig("read ro after mapping write", B, p_read(r, B, 4096));
+    dig("pread other fd after mapping write", B, p_pread(w, B, 16, 5000));
+    munmap(p, 8192);
+    res("close", p_close(r));
+    res("close", p_close(w));
+    res("close", p_close(m));
+    raw("sh_map.dat");
+
+    /* A mapping of a file with pending writes. */
+    m = resfd("open", mk("mm.dat"));
+    r = resfd("open ro", p_open("mm.dat", O_RDONLY));
+    res("write", p_write(m, A, 10000));
+    res("pwrite", p_pwrite(m, A + 10000, 2000, 12000));
+    p = p_mmap(NULL, 14000, PROT_READ | PROT_WRITE, MAP_SHARED, m, 0);
+    must(p != MAP_FAILED, "mmap");
+    if (p != MAP_FAILED) {
+        dig("mmap data", p, 14000);
+        must(memcmp(p, A, 10000) == 0 && zeros(p + 10000, 2000) == 2000 &&
+                 memcmp(p + 12000, A + 10000, 2000) == 0,
+             "mapping shows pending writes");
+        memcpy(p + 100, "MAPPED", 6);
+        res("msync", msync(p, 14000, MS_SYNC));
+        munmap(p, 14000);
+    }
+    /* The description goes on (passed through) after the mmap. */
+    res("lseek cur", cur(m));
+    res("write after mmap", p_write(m, "after", 5));
+    res("fstat", fsize(m));
+    dig("pread r", B, p_pread(r, B, 200, 0));
+    res("close", p_close(m));
+
+    res("close r", p_close(r));
+    raw("mm.dat");
+}
+
+static void t_shared(void) {
+    section("shared");
     /* stdio on one descriptor, write() on another. */
     int a = resfd("open", mk("sh_stdio.dat"));
     int b = resfd("open rdwr", p_open("sh_stdio.dat", O_RDWR));
@@ -1219,7 +1228,6 @@ int main(int argc, char **argv) {
     t_alloc();
     t_seek();
     t_copy();
-    t_mmap();
     t_fdopen();
     t_lock();
     t_sync();
@@ -1228,6 +1236,8 @@ int main(int argc, char **argv) {
     t_shared();
     t_big();
     t_fortify(argc);
+    t_mmap();
+    t_shared_map(); /* last: see there */
     printf("== end failures %d\n", failures);
     return failures ? 1 : 0;
 }

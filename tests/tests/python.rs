@@ -215,7 +215,13 @@ except OSError as e:
 show("sparse size", os.fstat(fd).st_size)
 os.close(fd)
 
-# 9. Handing a file with pending data to the kernel: mmap and sendfile.
+# 9. Handing a file with pending data to the kernel: sendfile and mmap (a
+# shared writable mapping, after which nothing is managed in the process).
+src = open("c.src", "wb", buffering=0)
+src.write(data(300001, 10))
+shutil.copyfile("c.src", "c.dst")
+show("copyfile", h(whole("c.dst")), os.stat("c.dst").st_size)
+src.close()
 fd = os.open("m.bin", os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
 os.write(fd, data(20000, 9))
 os.write(fd, b"mapped-tail")
@@ -227,11 +233,6 @@ m.close()
 os.write(fd, b"+after")
 show("mmap after", os.lseek(fd, 0, os.SEEK_CUR), whole("m.bin")[:4], whole("m.bin")[-17:])
 os.close(fd)
-src = open("c.src", "wb", buffering=0)
-src.write(data(300001, 10))
-shutil.copyfile("c.src", "c.dst")
-show("copyfile", h(whole("c.dst")), os.stat("c.dst").st_size)
-src.close()
 
 # 10. Everything as it ends up.
 for name in sorted(os.listdir(".")):

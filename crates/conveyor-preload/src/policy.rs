@@ -2,7 +2,9 @@
 //! kernel resolved it: symlinks, `..`, relative paths and dirfds included)
 //! lies under `CONVEYOR_PATHS`, opened without `O_PATH`, `O_DIRECT`,
 //! `O_SYNC` or `O_DSYNC`, and not handed to the kernel earlier in this
-//! process (mapped, fdopen'ed, or opened with those flags elsewhere).
+//! process (mapped, fdopen'ed, or opened with those flags elsewhere), in a
+//! process that does not share writable memory with others through such a
+//! file.
 
 use crate::backend::RawBackend;
 use crate::desc::Desc;
@@ -24,6 +26,17 @@ const PASS_FLAGS: c_int = libc::O_PATH | libc::O_DIRECT | libc::O_DSYNC;
 // it reads keeps one entry per file).
 static PASSED: Mutex<Option<HashSet<FileKey>>> = Mutex::new(None);
 static ANY_PASSED: AtomicBool = AtomicBool::new(false);
+
+// Set once the process maps a selected file shared and writable (sqlite's
+// WAL index, `-shm`): it then tells other processes about its writes
+// through memory, at moments no hook sees (a store into the mapping), so
+// nothing of it may be buffered or cached any more. Never cleared.
+static PASS_ALL: AtomicBool = AtomicBool::new(false);
+
+/// Nothing is managed in this process from now on.
+pub fn pass_everything() {
+    PASS_ALL.store(true, Ordering::Release);
+}
 
 /// File `key` passes through from now on.
 pub fn pass_file(key: FileKey) {
@@ -110,10 +123,16 @@ fn fd_path(fd: c_int) -> Option<Vec<u8>> {
     Some(buf)
 }
 
+/// True if `fd` is a regular file under `CONVEYOR_PATHS`.
+pub fn selected(shim: &Shim, fd: c_int) -> bool {
+    fstat(fd).is_some_and(|st| is_regular(st.st_mode))
+        && fd_path(fd).is_some_and(|p| shim.selects(&p))
+}
+
 /// The managed description for a descriptor the program just opened with
 /// `flags`, or `None` if it is not to be managed.
 pub fn manage(shim: &Shim, fd: c_int, flags: c_int) -> Option<Arc<Desc>> {
-    if flags & PASS_FLAGS != 0 {
+    if flags & PASS_FLAGS != 0 || PASS_ALL.load(Ordering::Acquire) {
         return None;
     }
     let st = fstat(fd)?;

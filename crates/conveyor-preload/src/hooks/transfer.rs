@@ -1,6 +1,6 @@
 //! copy_file_range, sendfile, sendfile64, splice, mmap, mmap64, fdopen.
 
-use crate::ops::transfer::{copy, hand_over};
+use crate::ops::transfer::{before_map, copy, hand_over};
 use crate::real;
 use libc::{c_char, c_int, c_uint, c_void, off64_t, off_t, size_t, ssize_t, FILE};
 
@@ -76,9 +76,7 @@ macro_rules! mmap_hook {
             fd: c_int,
             off: $off,
         ) -> *mut c_void {
-            if flags & libc::MAP_ANONYMOUS == 0 {
-                hand_over(stringify!($name), fd);
-            }
+            before_map(stringify!($name), fd, prot, flags);
             // SAFETY: the caller's arguments.
             unsafe { real::$name(addr, len, prot, flags, fd, off) }
         }

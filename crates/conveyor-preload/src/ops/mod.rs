@@ -90,6 +90,19 @@ fn demote(fd: libc::c_int) -> Result<(), Errno> {
     res
 }
 
+/// Every managed fd of every file handed to the kernel, and no later open
+/// managed (`policy::pass_everything`).
+fn demote_all() {
+    crate::policy::pass_everything();
+    let mut done: Vec<FileKey> = Vec::new();
+    for (_, d) in fdtable::all() {
+        if !done.contains(&d.key) {
+            done.push(d.key);
+            demote_file(d.key);
+        }
+    }
+}
+
 /// Every managed fd of file `key`: pending data written, kernel offset set,
 /// passed through from now on, like later opens of it (`policy::pass_file`).
 fn demote_file(key: FileKey) {

@@ -6,8 +6,8 @@
 //! the new kernel offsets back and forgets what it cached of a file the
 //! kernel wrote. `mmap` and `fdopen` hand the description to the kernel.
 
-use super::{demote, sync_kernel_offset};
-use crate::{counts, fdtable, guard, real};
+use super::{demote, demote_all, sync_kernel_offset};
+use crate::{counts, fdtable, guard, policy, real};
 use libc::c_int;
 
 /// Before a kernel copy involving `fd`: flushed, kernel offset set.
@@ -56,7 +56,33 @@ pub fn copy(
     r
 }
 
-/// Before `mmap` or `fdopen` of a managed fd: hand it to the kernel.
+/// Before `mmap` of `fd` with `prot` and `flags`: a managed fd goes to the
+/// kernel. A shared writable mapping of a selected file ends all
+/// management in the process: programs that share such memory (sqlite's
+/// WAL index) announce their writes to other processes by storing into
+/// it, without any call the shim could treat as a barrier, so a buffered
+/// write or cached read anywhere in the process could be seen stale.
+pub fn before_map(name: &'static str, fd: c_int, prot: c_int, flags: c_int) {
+    if flags & libc::MAP_ANONYMOUS != 0 {
+        return;
+    }
+    let shared = flags & libc::MAP_SHARED != 0 && prot & libc::PROT_WRITE != 0;
+    match crate::state::get() {
+        Some(shim) if shared && policy::selected(shim, fd) => {
+            counts::hit(name);
+            let _ = guard::run(
+                || 0,
+                || {
+                    demote_all();
+                    Ok(0)
+                },
+            );
+        }
+        _ => hand_over(name, fd),
+    }
+}
+
+/// Before `fdopen` of a managed fd: hand it to the kernel.
 pub fn hand_over(name: &'static str, fd: c_int) {
     if fdtable::is_managed(fd) {
         counts::hit(name);
