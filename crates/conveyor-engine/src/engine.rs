@@ -42,13 +42,19 @@ pub struct Engine {
 impl Engine {
     /// An engine with `cfg` (normalised). No thread starts until work does.
     pub fn new(cfg: Config) -> Engine {
+        Engine::with_thread_start(cfg, || {})
+    }
+
+    /// As `new`, with `start` run first in every worker thread the engine
+    /// starts (to set up what a thread inherits, such as its signal mask).
+    pub fn with_thread_start(cfg: Config, start: fn()) -> Engine {
         let cfg = cfg.normalized();
         let totals = Arc::new(Counters::default());
         totals
             .buffer_limit
             .store(cfg.max_memory as u64, Ordering::Relaxed);
         let shared = Shared {
-            pool: Pool::new(cfg.workers),
+            pool: Pool::new(cfg.workers, start),
             budget: Arc::new(Budget::new(cfg.max_memory)),
             totals,
             closed: Mutex::new(VecDeque::new()),

@@ -26,6 +26,9 @@ struct Inner {
     state: Mutex<State>,
     ready: Condvar,
     max: usize,
+    // Run first in every new thread (the shim blocks the program's signals
+    // there: its handlers must never run on a thread holding engine locks).
+    start: fn(),
 }
 
 /// Shared worker pool; cloning shares the same threads.
@@ -39,7 +42,7 @@ fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
 }
 
 impl Pool {
-    pub fn new(max: usize) -> Pool {
+    pub fn new(max: usize, start: fn()) -> Pool {
         Pool {
             inner: Arc::new(Inner {
                 state: Mutex::new(State {
@@ -51,6 +54,7 @@ impl Pool {
                 }),
                 ready: Condvar::new(),
                 max: max.max(1),
+                start,
             }),
         }
     }
@@ -95,6 +99,7 @@ impl Pool {
 }
 
 fn worker(inner: Arc<Inner>) {
+    (inner.start)();
     let mut st = lock(&inner.state);
     loop {
         if let Some(job) = st.jobs.pop_front() {

@@ -5,7 +5,7 @@
 use crate::real;
 use conveyor_engine::{Backend, Errno, Result};
 use libc::c_int;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 // Every private descriptor open now. The program cannot know them, so a
 // range it closes (`close_range`, `closefrom`) never includes them.
@@ -27,6 +27,12 @@ pub fn untrack(fd: c_int) {
             v.swap_remove(i);
         }
     }
+}
+
+/// Locks the list across `fork` (the child then finds it free); the
+/// descriptors stay open in the child and stay protected there.
+pub fn hold_for_fork() -> MutexGuard<'static, Vec<c_int>> {
+    PRIVATE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The private descriptors open now, in ascending order.

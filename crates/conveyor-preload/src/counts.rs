@@ -3,7 +3,7 @@
 //! (`%p`: pid) at exit, so tests can prove every hooked name is reached.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 static ON: AtomicBool = AtomicBool::new(false);
 static HITS: Mutex<Vec<(&'static str, u64)>> = Mutex::new(Vec::new());
@@ -16,14 +16,20 @@ pub fn init() {
     );
 }
 
-/// Stops counting (a forked child: its copy of the counts is the parent's).
-pub fn disable() {
-    ON.store(false, Ordering::Relaxed);
+/// The counts, locked across `fork`; in the child they start from zero
+/// (the parent reports its own).
+pub fn hold_for_fork() -> MutexGuard<'static, Vec<(&'static str, u64)>> {
+    HITS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Counts one managed call of hook `name`.
 pub fn hit(name: &'static str) {
     if !ON.load(Ordering::Relaxed) {
+        return;
+    }
+    // A signal handler's call can arrive while this thread holds the lock
+    // (counting runs before the call blocks signals): that one is skipped.
+    if IN_HIT.with(|b| b.replace(true)) {
         return;
     }
     if let Ok(mut h) = HITS.lock() {
@@ -32,6 +38,12 @@ pub fn hit(name: &'static str) {
             None => h.push((name, 1)),
         }
     }
+    IN_HIT.with(|b| b.set(false));
+}
+
+thread_local! {
+    // Const-initialised and without a destructor, like the guard's.
+    static IN_HIT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Appends the counts so far to the file and starts again from zero (at

@@ -17,13 +17,25 @@ thread_local! {
 /// Runs `managed` unless this thread is already inside the shim, in which
 /// case it runs `pass` (the real call) instead.
 pub fn run<R: Failure>(pass: impl FnOnce() -> R, managed: impl FnOnce() -> Result<R, Errno>) -> R {
+    // A program's signal handler must not run in the middle of the engine
+    // (it may do I/O on a managed descriptor, which would then pass by the
+    // engine): signals wait until the call is done, as for a disk write in
+    // the kernel. Blocked before the thread counts as inside the shim, so
+    // no handler can find it there.
+    let mask = crate::ops::signals::program_handlers().then(block_signals);
     let entered = BUSY.try_with(|b| !b.replace(true)).unwrap_or(false);
     if !entered {
+        if let Some(old) = mask {
+            restore_signals(&old);
+        }
         return pass();
     }
     let saved = errno();
     let out = catch_unwind(AssertUnwindSafe(managed));
     let _ = BUSY.try_with(|b| b.set(false));
+    if let Some(old) = mask {
+        restore_signals(&old);
+    }
     crate::ops::signals::deliver_pending();
     match out {
         Ok(Ok(v)) => {
@@ -46,6 +58,23 @@ pub fn run<R: Failure>(pass: impl FnOnce() -> R, managed: impl FnOnce() -> Resul
             R::failure()
         }
     }
+}
+
+/// Blocks every signal glibc lets a thread block; returns the old mask.
+pub fn block_signals() -> libc::sigset_t {
+    // SAFETY: plain C sets, filled by the calls before use.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
+        old
+    }
+}
+
+fn restore_signals(old: &libc::sigset_t) {
+    // SAFETY: `old` is the mask `block_signals` read.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, old, std::ptr::null_mut()) };
 }
 
 /// True while this thread runs shim code (its own I/O must pass through).

@@ -14,7 +14,7 @@ use conveyor_engine::{Backend, FileKey, Mode};
 use libc::c_int;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 /// Flags whose semantics buffering would break: left to the kernel.
 const PASS_FLAGS: c_int = libc::O_PATH | libc::O_DIRECT | libc::O_DSYNC;
@@ -121,6 +121,37 @@ fn fd_path(fd: c_int) -> Option<Vec<u8>> {
     }
     buf.truncate(n as usize);
     Some(buf)
+}
+
+/// The policy's lists, locked across `fork` so that the child finds them
+/// free and whole (a thread that held one at the fork does not exist there).
+pub struct ForkHold {
+    backends: MutexGuard<'static, Vec<(FileKey, Weak<RawBackend>)>>,
+    passed: MutexGuard<'static, Option<HashSet<FileKey>>>,
+}
+
+/// Locks the lists before `fork` (in the order every other path takes them).
+pub fn hold_for_fork() -> ForkHold {
+    ForkHold {
+        backends: BACKENDS.lock().unwrap_or_else(|e| e.into_inner()),
+        passed: PASSED.lock().unwrap_or_else(|e| e.into_inner()),
+    }
+}
+
+impl ForkHold {
+    /// In the child: the parent's private descriptors are not shared with
+    /// the child's engine, and every file it inherited a managed
+    /// description of passes through (the kernel serves those descriptions
+    /// there, and a buffered one beside them could not keep their order).
+    pub fn in_child(mut self, inherited: &[FileKey]) {
+        self.backends.clear();
+        if !inherited.is_empty() {
+            self.passed
+                .get_or_insert_with(HashSet::new)
+                .extend(inherited.iter().copied());
+            ANY_PASSED.store(true, Ordering::Release);
+        }
+    }
 }
 
 /// True if `fd` is a regular file under `CONVEYOR_PATHS`.

@@ -1,11 +1,13 @@
 //! The shim's process-wide state: the engine, the selected paths, and
 //! whether the shim is active at all. Built once, from the environment, in
 //! the library constructor; a bad setting is reported once and leaves the
-//! shim in pass-through.
+//! shim in pass-through. A forked child that keeps running gets a fresh
+//! state of its own (`fork_child`): its copy of the parent's engine has no
+//! worker threads and may hold locks those threads took.
 
 use crate::log;
 use conveyor_engine::{parse_size, Config, Engine};
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 /// The shim's state.
@@ -16,7 +18,18 @@ pub struct Shim {
     pub paths: Vec<Vec<u8>>,
 }
 
-static SHIM: OnceLock<Shim> = OnceLock::new();
+/// How many generations of forked children (a child of a child...) get a
+/// state of their own; deeper ones pass everything through.
+const GENERATIONS: usize = 8;
+
+// One state per generation: slot 0 is built by the constructor, slot n by
+// the n-th forked descendant, in its own copy of memory. A slot is never
+// touched once a later one is in use, since its engine belongs to an
+// ancestor's threads.
+static SHIM: [OnceLock<Shim>; GENERATIONS] = [const { OnceLock::new() }; GENERATIONS];
+// The slot of this process. Written only by the constructor and in a
+// freshly forked child, where no other thread exists yet.
+static GEN: AtomicUsize = AtomicUsize::new(0);
 // True once the state is built and this process may use it (false in a
 // forked child, whose copy of the engine has no worker threads).
 static ACTIVE: AtomicBool = AtomicBool::new(false);
@@ -25,15 +38,43 @@ static OWNER: AtomicI32 = AtomicI32::new(0);
 /// The state, when the shim is active in this process.
 pub fn get() -> Option<&'static Shim> {
     if ACTIVE.load(Ordering::Acquire) {
-        SHIM.get()
+        SHIM.get(GEN.load(Ordering::Acquire))?.get()
     } else {
         None
     }
 }
 
-/// Stops all management in this process (a forked child).
-pub fn deactivate() {
+/// Stops all management in this process.
+fn deactivate() {
     ACTIVE.store(false, Ordering::Release);
+}
+
+/// In a forked child (the only thread): a fresh engine with the parent's
+/// settings, so files the child opens are managed by workers of its own.
+/// Descriptions it inherited stay with the parent's engine, untouched.
+pub fn fork_child() {
+    let Some(parent) = get() else { return };
+    let next = GEN.load(Ordering::Acquire) + 1;
+    let fresh = Shim {
+        engine: Engine::with_thread_start(
+            parent.engine.config().clone(),
+            crate::ops::signals::block_in_thread,
+        ),
+        paths: parent.paths.clone(),
+    };
+    match SHIM.get(next) {
+        Some(slot) if slot.set(fresh).is_ok() => {
+            // SAFETY: getpid has no preconditions.
+            OWNER.store(unsafe { libc::getpid() }, Ordering::Relaxed);
+            GEN.store(next, Ordering::Release);
+        }
+        _ => deactivate(),
+    }
+}
+
+/// True in a forked child's state (not the one the program started with).
+pub fn in_forked_child() -> bool {
+    GEN.load(Ordering::Acquire) > 0
 }
 
 /// The pid that built the state.
@@ -145,9 +186,9 @@ pub fn init() {
     }
     // SAFETY: getpid has no preconditions.
     OWNER.store(unsafe { libc::getpid() }, Ordering::Relaxed);
-    if SHIM
+    if SHIM[0]
         .set(Shim {
-            engine: Engine::new(cfg),
+            engine: Engine::with_thread_start(cfg, crate::ops::signals::block_in_thread),
             paths,
         })
         .is_ok()

@@ -2,7 +2,7 @@
 //! posix_spawnp, system, popen, _exit, _Exit: barriers before another
 //! program runs, and flushing before the process ends.
 
-use crate::ops::process::{at_exit, barrier, before_exec, in_child};
+use crate::ops::process::{at_exit, barrier, before_exec, before_fork, in_child, in_parent};
 use crate::real;
 use libc::{c_char, c_int, pid_t, FILE};
 
@@ -10,11 +10,13 @@ use libc::{c_char, c_int, pid_t, FILE};
 /// As for `fork(2)`.
 #[no_mangle]
 pub unsafe extern "C" fn fork() -> pid_t {
-    barrier("fork");
+    let hold = before_fork("fork");
     // SAFETY: no arguments.
     let pid = unsafe { real::fork() };
     if pid == 0 {
-        in_child();
+        in_child(hold);
+    } else {
+        in_parent(hold);
     }
     pid
 }
@@ -27,11 +29,13 @@ pub unsafe extern "C" fn fork() -> pid_t {
 /// As for `vfork(2)`.
 #[no_mangle]
 pub unsafe extern "C" fn vfork() -> pid_t {
-    barrier("vfork");
+    let hold = before_fork("vfork");
     // SAFETY: no arguments.
     let pid = unsafe { real::fork() };
     if pid == 0 {
-        in_child();
+        in_child(hold);
+    } else {
+        in_parent(hold);
     }
     pid
 }

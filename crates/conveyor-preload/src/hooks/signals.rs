@@ -2,7 +2,6 @@
 //! dispositions while the shim stands in for SIG_DFL of fatal signals.
 
 use crate::ops::signals;
-use crate::real;
 use libc::{c_int, sighandler_t};
 
 /// # Safety
@@ -13,12 +12,8 @@ pub unsafe extern "C" fn sigaction(
     act: *const libc::sigaction,
     old: *mut libc::sigaction,
 ) -> c_int {
-    if !signals::managed(sig) {
-        // SAFETY: the caller's arguments.
-        return unsafe { real::sigaction(sig, act, old) };
-    }
-    // SAFETY: as above.
-    unsafe { signals::sigaction(sig, act, old) }
+    // SAFETY: the caller's arguments.
+    unsafe { signals::program_sigaction(sig, act, old) }
 }
 
 macro_rules! signal_hook {
@@ -27,13 +22,8 @@ macro_rules! signal_hook {
         /// As for `signal(2)`.
         #[no_mangle]
         pub unsafe extern "C" fn $name(sig: c_int, handler: sighandler_t) -> sighandler_t {
-            if !signals::managed(sig) {
-                // Unmanaged: glibc's semantics through the real sigaction.
-                // SAFETY: the caller's arguments.
-                return unsafe { signals::signal_real(sig, handler, $flags) };
-            }
-            // SAFETY: as above.
-            unsafe { signals::signal(sig, handler, $flags) }
+            // SAFETY: the caller's arguments.
+            unsafe { signals::program_signal(sig, handler, $flags) }
         }
     };
 }

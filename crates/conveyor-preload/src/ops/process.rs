@@ -1,7 +1,8 @@
 //! Barriers before another program can see the files (`fork`, `exec*`,
 //! `posix_spawn*`, `system`, `popen`) and at exit: pending data is written,
-//! kernel offsets set, cached data dropped. A forked child starts with
-//! everything passed through: its copy of the engine has no threads.
+//! kernel offsets set, cached data dropped. A forked child that keeps
+//! running gets an engine of its own for the files it opens; what it
+//! inherited passes through there.
 
 use super::sync_kernel_offset;
 use crate::desc::Desc;
@@ -60,12 +61,43 @@ pub fn before_exec(name: &'static str) {
     crate::counts::write_out();
 }
 
-/// In the child of `fork`: stop managing anything.
-pub fn in_child() {
+/// The shim's own locks, held across `fork`: a thread that holds one at
+/// the fork does not exist in the child, which would wait for it forever.
+/// Taken in the order every other path nests them.
+pub struct ForkHold {
+    _retired: std::sync::MutexGuard<'static, Vec<super::retire::Retired>>,
+    policy: crate::policy::ForkHold,
+    _private: std::sync::MutexGuard<'static, Vec<libc::c_int>>,
+    counts: std::sync::MutexGuard<'static, Vec<(&'static str, u64)>>,
+}
+
+/// Before `fork`: the barrier, then the shim's locks.
+pub fn before_fork(name: &'static str) -> ForkHold {
+    barrier(name);
+    ForkHold {
+        _retired: super::retire::hold_for_fork(),
+        policy: crate::policy::hold_for_fork(),
+        _private: crate::backend::hold_for_fork(),
+        counts: crate::counts::hold_for_fork(),
+    }
+}
+
+/// In the parent after `fork` (or when it failed).
+pub fn in_parent(hold: ForkHold) {
+    drop(hold);
+}
+
+/// In the child of `fork`: the descriptions it inherited pass through (the
+/// parent's engine and threads keep them), and files it opens from now on
+/// are managed by a fresh engine with workers of its own.
+pub fn in_child(mut hold: ForkHold) {
     super::signals::in_child();
-    state::deactivate();
+    let inherited: Vec<_> = fdtable::all().iter().map(|(_, d)| d.key).collect();
     fdtable::forget_all();
-    crate::counts::disable();
+    hold.counts.clear();
+    let ForkHold { policy, .. } = hold;
+    policy.in_child(&inherited);
+    state::fork_child();
 }
 
 /// At exit: everything pending is written. `last` marks the last chance
@@ -79,7 +111,11 @@ pub fn at_exit(last: bool) {
                 || 0,
                 || {
                     shim.engine.flush_all();
-                    if last {
+                    // A forked child that managed nothing (one about to
+                    // exec, say) leaves the report to its parent.
+                    let quiet =
+                        state::in_forked_child() && shim.engine.file_reports(false).is_empty();
+                    if last && !quiet {
                         crate::report::write_once(&shim.engine);
                     }
                     Ok(0)

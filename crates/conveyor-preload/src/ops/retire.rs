@@ -17,9 +17,10 @@ use crate::{real, state};
 use conveyor_engine::FileKey;
 use libc::c_int;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-struct Retired {
+/// Private descriptors kept open for the program's locks.
+pub struct Retired {
     /// The program's descriptor that had the description.
     fd: c_int,
     key: FileKey,
@@ -29,6 +30,11 @@ struct Retired {
 
 static RETIRED: Mutex<Vec<Retired>> = Mutex::new(Vec::new());
 static ANY: AtomicBool = AtomicBool::new(false);
+
+/// Locks the list across `fork`, so the child finds it free.
+pub fn hold_for_fork() -> MutexGuard<'static, Vec<Retired>> {
+    RETIRED.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// `d` was managed under `fd` and now passes through: keep its private
 /// descriptors open while the program may hold locks through `fd`.

@@ -14,7 +14,6 @@
 use crate::{backend, real, state};
 use libc::c_int;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::Once;
 
 /// Signals whose default action terminates the process (crash signals such
 /// as SIGSEGV are left alone: after a crash nothing is trustworthy).
@@ -37,9 +36,74 @@ const FATAL: &[c_int] = &[
 
 // Write end of the pipe to the flushing thread (-1: not started).
 static PIPE_W: AtomicI32 = AtomicI32::new(-1);
-static STARTED: Once = Once::new();
+// Set by the first managed open of this process; cleared in a forked
+// child, which needs a flushing thread of its own.
+static STARTED: AtomicBool = AtomicBool::new(false);
 // True where the shim's handler stands in for the program's SIG_DFL.
 static OWNED: [AtomicBool; 65] = [const { AtomicBool::new(false) }; 65];
+
+// Set once the program has a handler of its own for any signal. From then
+// on managed calls run with signals blocked (see `guard::run`): a handler
+// that does I/O on a managed descriptor while its thread is inside the
+// shim, maybe holding a lock of that very file, could neither wait for the
+// lock nor bypass the engine without writing at the wrong place.
+static PROGRAM_HANDLERS: AtomicBool = AtomicBool::new(false);
+
+/// True once the program has installed a handler of its own.
+pub fn program_handlers() -> bool {
+    PROGRAM_HANDLERS.load(Ordering::Relaxed)
+}
+
+/// Notes the handler a program installs (`SIG_DFL`/`SIG_IGN` are none).
+fn note_handler(handler: libc::sighandler_t) {
+    if handler != libc::SIG_DFL && handler != libc::SIG_IGN && !is_ours(handler) {
+        PROGRAM_HANDLERS.store(true, Ordering::Relaxed);
+    }
+}
+
+/// `sigaction` as the program calls it: the shim stands in for `SIG_DFL`
+/// of fatal signals and notes handlers of the program's own.
+///
+/// # Safety
+/// As for `sigaction(2)`.
+pub unsafe fn program_sigaction(
+    sig: c_int,
+    act: *const libc::sigaction,
+    old: *mut libc::sigaction,
+) -> c_int {
+    // SAFETY: `act` is null or points to a sigaction (the caller's contract).
+    if let Some(a) = unsafe { act.as_ref() } {
+        note_handler(a.sa_sigaction);
+    }
+    if managed(sig) {
+        // SAFETY: the caller's arguments.
+        unsafe { sigaction(sig, act, old) }
+    } else {
+        // SAFETY: the caller's arguments.
+        unsafe { real::sigaction(sig, act, old) }
+    }
+}
+
+/// `signal`, `bsd_signal`, `sysv_signal` (`flags` tell which) as the
+/// program calls them.
+///
+/// # Safety
+/// As for `signal(2)`.
+pub unsafe fn program_signal(
+    sig: c_int,
+    handler: libc::sighandler_t,
+    flags: c_int,
+) -> libc::sighandler_t {
+    note_handler(handler);
+    if managed(sig) {
+        // SAFETY: the caller's arguments.
+        unsafe { signal_via(sig, handler, flags, sigaction) }
+    } else {
+        // Glibc's semantics through the real sigaction.
+        // SAFETY: the caller's arguments.
+        unsafe { signal_via(sig, handler, flags, real::sigaction) }
+    }
+}
 
 /// True for a signal the shim may stand in for.
 pub fn is_fatal(sig: c_int) -> bool {
@@ -90,13 +154,14 @@ extern "C" fn on_signal(sig: c_int) {
 }
 
 /// In a forked child: the flushing thread stayed in the parent, so a fatal
-/// signal here takes its default action at once (nothing is managed in
-/// the child to write first). Without this the handler would wait forever
-/// for a thread that does not exist.
+/// signal here takes its default action at once until the child's first
+/// managed open starts a thread of its own. Without this the handler would
+/// wait forever for a thread that does not exist.
 pub fn in_child() {
     PIPE_W.store(-1, Ordering::Release);
     DONE_R.store(-1, Ordering::Release);
     PENDING.store(0, Ordering::Release);
+    STARTED.store(false, Ordering::Release);
 }
 
 /// Called when a thread leaves the shim: delivers a deferred fatal signal.
@@ -132,6 +197,15 @@ pub fn set_owned(sig: c_int, owned: bool) {
 
 /// From the constructor: stand in for every fatal signal still at SIG_DFL.
 pub fn install() {
+    // Handlers installed before the shim loaded (another constructor).
+    for sig in 1..libc::SIGRTMIN() {
+        // SAFETY: a plain C struct the call fills.
+        let mut cur: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: queries only; `cur` is writable.
+        if unsafe { real::sigaction(sig, std::ptr::null(), &mut cur) } == 0 {
+            note_handler(cur.sa_sigaction);
+        }
+    }
     for &sig in FATAL {
         // SAFETY: a plain C struct the call fills.
         let mut cur: libc::sigaction = unsafe { std::mem::zeroed() };
@@ -151,50 +225,57 @@ pub fn install() {
 
 /// Starts the flushing thread (with the first managed file).
 pub fn ensure_thread() {
-    STARTED.call_once(|| {
-        let (mut req, mut done) = ([0 as c_int; 2], [0 as c_int; 2]);
-        // SAFETY: each array holds two ints for the call to fill.
-        if unsafe { libc::pipe2(req.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-            return;
+    if STARTED.load(Ordering::Acquire) || STARTED.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    start_thread();
+}
+
+/// Opens the pipes (at high numbers) and spawns the flushing thread.
+fn start_thread() {
+    let (mut req, mut done) = ([0 as c_int; 2], [0 as c_int; 2]);
+    // SAFETY: each array holds two ints for the call to fill.
+    if unsafe { libc::pipe2(req.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return;
+    }
+    // SAFETY: as above.
+    if unsafe { libc::pipe2(done.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return;
+    }
+    // High numbers, as every private descriptor: the program's next
+    // descriptors are numbered as without the shim.
+    for fd in req.iter_mut().chain(done.iter_mut()) {
+        *fd = backend::track(backend::place_high(*fd));
+    }
+    if req.iter().chain(done.iter()).any(|fd| *fd < 0) {
+        // No high numbers free: signals keep their plain default action.
+        for fd in req.iter().chain(done.iter()).filter(|fd| **fd >= 0) {
+            backend::untrack(*fd);
+            // SAFETY: closes our own descriptor.
+            unsafe { real::close(*fd) };
         }
-        // SAFETY: as above.
-        if unsafe { libc::pipe2(done.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-            return;
-        }
-        // High numbers, as every private descriptor: the program's next
-        // descriptors are numbered as without the shim.
-        for fd in req.iter_mut().chain(done.iter_mut()) {
-            *fd = backend::track(backend::place_high(*fd));
-        }
-        if req.iter().chain(done.iter()).any(|fd| *fd < 0) {
-            // No high numbers free: signals keep their plain default action.
-            for fd in req.iter().chain(done.iter()).filter(|fd| **fd >= 0) {
-                backend::untrack(*fd);
-                // SAFETY: closes our own descriptor.
-                unsafe { real::close(*fd) };
-            }
-            return;
-        }
-        let (r, ack) = (req[0], done[1]);
-        let spawned = std::thread::Builder::new()
-            .name("conveyor-signal".into())
-            .stack_size(128 << 10)
-            .spawn(move || flusher(r, ack));
-        if spawned.is_ok() {
-            DONE_R.store(done[0], Ordering::Release);
-            PIPE_W.store(req[1], Ordering::Release);
-        }
-    });
+        return;
+    }
+    let (r, ack) = (req[0], done[1]);
+    let spawned = std::thread::Builder::new()
+        .name("conveyor-signal".into())
+        .stack_size(128 << 10)
+        .spawn(move || flusher(r, ack));
+    if spawned.is_ok() {
+        DONE_R.store(done[0], Ordering::Release);
+        PIPE_W.store(req[1], Ordering::Release);
+    }
+}
+
+/// Run first in every thread of the shim: signals meant for the program
+/// are never taken by it (a program's handler running on a thread that
+/// holds engine locks could wait for them forever).
+pub fn block_in_thread() {
+    crate::guard::block_signals();
 }
 
 fn flusher(r: c_int, ack: c_int) {
-    // Signals meant for the program are not taken by this thread.
-    // SAFETY: a plain C set filled by sigfillset, then applied to this thread.
-    unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
-    }
+    block_in_thread();
     let mut b = 0u8;
     loop {
         // SAFETY: reads one byte into `b` from our own pipe.
@@ -220,11 +301,7 @@ pub fn managed(sig: c_int) -> bool {
 ///
 /// # Safety
 /// As for `sigaction(2)`.
-pub unsafe fn sigaction(
-    sig: c_int,
-    act: *const libc::sigaction,
-    old: *mut libc::sigaction,
-) -> c_int {
+unsafe fn sigaction(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int {
     // SAFETY: `act` is null or points to a sigaction (the caller's contract).
     let wants_default = !act.is_null() && unsafe { (*act).sa_sigaction } == libc::SIG_DFL;
     let ours = our_action();
@@ -250,30 +327,6 @@ pub unsafe fn sigaction(
         }
     }
     r
-}
-
-/// `signal` (BSD semantics, as glibc's) and friends through `sigaction`.
-///
-/// # Safety
-/// As for `signal(2)`.
-pub unsafe fn signal(sig: c_int, handler: libc::sighandler_t, flags: c_int) -> libc::sighandler_t {
-    // SAFETY: the caller's arguments.
-    unsafe { signal_via(sig, handler, flags, sigaction) }
-}
-
-/// `signal` semantics on the real `sigaction`, for signals the shim leaves
-/// alone (the real `signal` is not called: glibc's goes through its internal
-/// sigaction, which is the same).
-///
-/// # Safety
-/// As for `signal(2)`.
-pub unsafe fn signal_real(
-    sig: c_int,
-    handler: libc::sighandler_t,
-    flags: c_int,
-) -> libc::sighandler_t {
-    // SAFETY: the caller's arguments.
-    unsafe { signal_via(sig, handler, flags, real::sigaction) }
 }
 
 type SigactionFn = unsafe fn(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int;
