@@ -3,21 +3,33 @@
 //! ```text
 //! conveyor run [--path DIR]... [--stats FILE|-] [--log LEVEL] [--] CMD ARGS...
 //! conveyor doctor [--path DIR]... PATH...
+//! conveyor report [--json] FILE...
 //! ```
 //!
 //! Prepends `libconveyor_preload.so` to any existing `LD_PRELOAD`, sets
 //! `CONVEYOR_PATHS` (and `CONVEYOR_STATS`, `CONVEYOR_LOG`), and `exec`s the command, so its
 //! exit status or signal is the launcher's. `doctor` says whether paths
-//! would be accelerated and why. The launcher never links the shim.
+//! would be accelerated and why; `report` merges the stats reports of a
+//! process tree. The launcher never links the shim.
+//!
+//! Exit statuses shared by the subcommands: 0 success, 1 something the
+//! command was asked to look at could not be used (a skipped report, an
+//! unusable shim), 2 bad arguments; `run` adds 125 and 127.
 
 mod doctor;
 mod find;
+mod owned;
+mod report;
 mod run;
+mod stats_doc;
+mod units;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// Exit status when some input was skipped (named on stderr).
+pub const EXIT_SKIPPED: u8 = 1;
 /// Exit status when the launcher itself fails (bad arguments are clap's 2).
 pub const EXIT_LAUNCH: u8 = 125;
 /// Exit status when the command cannot be run (not found, not executable).
@@ -75,6 +87,21 @@ Exit status: 0 when the shim can be found and loaded, 1 when it cannot, 2 for ba
         #[arg(value_name = "PATH")]
         targets: Vec<PathBuf>,
     },
+    /// Merge stats reports (CONVEYOR_STATS files) of one or more processes into one table.
+    #[command(
+        after_help = "Example:\n  conveyor run --stats /tmp/r/report-%p.json --path /mnt/data -- make -j4\n  conveyor report /tmp/r/report-*.json\n\n\
+Rows of the same path in several processes are summed (PROCS counts them).\n\
+Only your own regular files are read (symbolic links are not followed).\n\
+Exit status: 0 when every file was merged, 1 when some were skipped (each is named on stderr), 2 for bad arguments."
+    )]
+    Report {
+        /// Print one JSON document (schema conveyor-report/1) instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Reports written by the shim (schema conveyor-stats/1).
+        #[arg(value_name = "FILE", required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -87,5 +114,6 @@ fn main() -> ExitCode {
             command,
         } => run::run(&paths, stats.as_deref(), log.as_deref(), &command),
         Cmd::Doctor { paths, targets } => doctor::doctor(&paths, &targets),
+        Cmd::Report { json, files } => report::report(&files, json),
     }
 }
