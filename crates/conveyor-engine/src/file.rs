@@ -324,6 +324,13 @@ impl File {
                     self.rec.error(e.0);
                     let lost = st.wb.discard_unissued(budget) + len - written as u64;
                     self.rec.add(|c| &c.lost_bytes, lost);
+                    // Never silent: the program gets the errno at its next
+                    // write, fsync or close; the log says what was lost.
+                    tracing::warn!(
+                        "background write of {} failed: {e}; {lost} bytes not written; \
+the program gets the error at its next write, fsync or close",
+                        self.name
+                    );
                     st.aimd.failure();
                 }
             }

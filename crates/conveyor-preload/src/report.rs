@@ -178,10 +178,10 @@ fn write(engine: &Engine) {
     // SAFETY: `c` is NUL-terminated; the real open bypasses the hooks.
     let fd = unsafe { real::open(c.as_ptr(), flags, 0o600) };
     if fd < 0 {
-        log::warn(&format!(
+        tracing::warn!(
             "CONVEYOR_STATS: cannot write {path}: {}",
             std::io::Error::from_raw_os_error(real::errno())
-        ));
+        );
         return;
     }
     log::write_fd(fd, json(engine, pid).as_bytes());

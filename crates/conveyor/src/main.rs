@@ -1,7 +1,7 @@
 //! `conveyor`: runs a program with conveyor's shim preloaded.
 //!
 //! ```text
-//! conveyor run [--path DIR]... [--stats FILE|-] [--log LEVEL] [--] CMD ARGS...
+//! conveyor run [--path DIR]... [--stats FILE|-] [--log LEVEL] [--log-file FILE] [--] CMD ARGS...
 //! conveyor doctor [--path DIR]... PATH...
 //! conveyor report [--json] FILE...
 //! ```
@@ -64,6 +64,9 @@ Exit status: the command's own (or 128+N if a signal N ended it, as shown by the
         /// Log level of the shim: error, warn, info, debug or trace.
         #[arg(long, value_name = "LEVEL", value_parser = ["off", "error", "warn", "info", "debug", "trace"])]
         log: Option<String>,
+        /// Write the shim's log to FILE instead of stderr (`%p` = pid; created 0600, never through a symlink).
+        #[arg(long, value_name = "FILE")]
+        log_file: Option<PathBuf>,
         /// The command and its arguments.
         #[arg(
             required = true,
@@ -111,8 +114,17 @@ fn main() -> ExitCode {
             paths,
             stats,
             log,
+            log_file,
             command,
-        } => run::run(&paths, stats.as_deref(), log.as_deref(), &command),
+        } => run::run(
+            &paths,
+            run::Shim {
+                stats: stats.as_deref(),
+                log: log.as_deref(),
+                log_file: log_file.as_deref(),
+            },
+            &command,
+        ),
         Cmd::Doctor { paths, targets } => doctor::doctor(&paths, &targets),
         Cmd::Report { json, files } => report::report(&files, json),
     }

@@ -81,6 +81,7 @@ pub fn at_exit(last: bool) {
                     shim.engine.flush_all();
                     if last {
                         crate::report::write_once(&shim.engine);
+                        crate::log::flush_suppressed();
                     }
                     Ok(0)
                 },
