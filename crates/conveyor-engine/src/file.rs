@@ -122,6 +122,12 @@ impl File {
         self.lock().wb.index().end()
     }
 
+    /// Write-behind memory held now and the file's adaptive limit.
+    pub fn buffered(&self) -> (usize, usize) {
+        let st = self.lock();
+        (st.wb.held(), st.wb.limit)
+    }
+
     /// The current failure count; a new handle starts from it.
     pub fn error_seq(&self) -> u64 {
         self.lock().err_seq

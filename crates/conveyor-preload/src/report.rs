@@ -10,7 +10,8 @@ use std::fmt::Write;
 /// Schema identifier of the JSON document.
 pub const SCHEMA: &str = "conveyor-stats/1";
 
-fn json_str(out: &mut String, s: &str) {
+/// Appends `s` as a JSON string.
+pub fn json_str(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {
@@ -69,7 +70,8 @@ fn json_stats(out: &mut String, s: &Snapshot) {
     );
 }
 
-fn command() -> String {
+/// The command line of this process, arguments joined by spaces.
+pub fn command() -> String {
     std::fs::read("/proc/self/cmdline")
         .map(|b| {
             b.split(|c| *c == 0)

@@ -4,13 +4,15 @@
 //! conveyor run [--path DIR]... [--stats FILE|-] [--log LEVEL] [--log-file FILE] [--] CMD ARGS...
 //! conveyor doctor [--path DIR]... PATH...
 //! conveyor report [--json] FILE...
+//! conveyor top [--once] [--json] [--dir DIR]
 //! ```
 //!
 //! Prepends `libconveyor_preload.so` to any existing `LD_PRELOAD`, sets
 //! `CONVEYOR_PATHS` (and `CONVEYOR_STATS`, `CONVEYOR_LOG`), and `exec`s the command, so its
 //! exit status or signal is the launcher's. `doctor` says whether paths
 //! would be accelerated and why; `report` merges the stats reports of a
-//! process tree. The launcher never links the shim.
+//! process tree; `top` shows the processes using the shim now. The launcher
+//! never links the shim.
 //!
 //! Exit statuses shared by the subcommands: 0 success, 1 something the
 //! command was asked to look at could not be used (a skipped report, an
@@ -18,10 +20,12 @@
 
 mod doctor;
 mod find;
+mod live_doc;
 mod owned;
 mod report;
 mod run;
 mod stats_doc;
+mod top;
 mod units;
 
 use clap::{Parser, Subcommand};
@@ -105,6 +109,27 @@ Exit status: 0 when every file was merged, 1 when some were skipped (each is nam
         #[arg(value_name = "FILE", required = true)]
         files: Vec<PathBuf>,
     },
+    /// Show the processes running under the shim now: throughput, buffer, storage latency, errors.
+    #[command(
+        after_help = "Example:\n  conveyor top            # refreshed every second until Ctrl-C\n  conveyor top --once --json\n\n\
+Reads the live files the shim refreshes about once a second in /dev/shm/conveyor-$UID\n\
+(or CONVEYOR_LIVE_DIR); files of processes that are gone are removed.\n\
+Rates and latencies (W LAT, R LAT: mean storage request time) cover the last second; AGE is\n\
+the time since the process last refreshed its file (it stops while no managed file is open).\n\
+Exit status: 0; 1 when the directory is not safe to read (not yours, or writable by others)\n\
+or, with --once, when a file was skipped; 2 for bad arguments."
+    )]
+    Top {
+        /// Print one snapshot and exit.
+        #[arg(long)]
+        once: bool,
+        /// Print the live documents (schema conveyor-live/1) as a JSON array instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Directory of live files (default: CONVEYOR_LIVE_DIR, else /dev/shm/conveyor-$UID).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -127,5 +152,6 @@ fn main() -> ExitCode {
         ),
         Cmd::Doctor { paths, targets } => doctor::doctor(&paths, &targets),
         Cmd::Report { json, files } => report::report(&files, json),
+        Cmd::Top { once, json, dir } => top::top(dir.as_deref(), once, json),
     }
 }

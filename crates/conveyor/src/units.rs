@@ -15,6 +15,11 @@ pub fn bytes(n: u64) -> String {
     format!("{v:.1} {}", UNITS[u])
 }
 
+/// Bytes per second as `12.0 MiB/s`.
+pub fn rate(per_s: f64) -> String {
+    format!("{}/s", bytes(per_s.max(0.0) as u64))
+}
+
 /// Nanoseconds as `850 ns`, `12.3 us`, `4.1 ms` or `1.20 s`.
 pub fn nanos(ns: u64) -> String {
     match ns {
