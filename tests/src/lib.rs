@@ -97,6 +97,9 @@ impl Run {
             "CONVEYOR_PATHS",
             "CONVEYOR_DISABLE",
             "CONVEYOR_LOG",
+            "CONVEYOR_LOG_FILE",
+            "CONVEYOR_STATS",
+            "CONVEYOR_LIVE_DIR",
             "CONVEYOR_TEST_COUNTS",
         ] {
             cmd.env_remove(v);
