@@ -37,6 +37,22 @@ pub fn shim() -> &'static Path {
     })
 }
 
+/// The `conveyor` command, built on first use (with the shim next to it).
+pub fn conveyor() -> &'static PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        shim();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let st = Command::new(cargo)
+            .args(["build", "--release", "-p", "conveyor"])
+            .current_dir(root())
+            .status()
+            .expect("run cargo build");
+        assert!(st.success(), "building conveyor failed");
+        root().join("target/release/conveyor")
+    })
+}
+
 /// A directory removed on drop.
 pub struct TempDir(PathBuf);
 
@@ -81,6 +97,9 @@ impl Run {
             "CONVEYOR_PATHS",
             "CONVEYOR_DISABLE",
             "CONVEYOR_LOG",
+            "CONVEYOR_LOG_FILE",
+            "CONVEYOR_STATS",
+            "CONVEYOR_LIVE_DIR",
             "CONVEYOR_TEST_COUNTS",
         ] {
             cmd.env_remove(v);

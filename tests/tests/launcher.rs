@@ -1,27 +1,10 @@
 //! `conveyor run`: sets up the shim and execs the command, passing its exit
 //! status and signal through, and says clearly what it cannot do.
 
-use conveyor_tests::{ok, pattern, root, TempDir};
+use conveyor_tests::{conveyor, ok, pattern, TempDir};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::sync::OnceLock;
-
-/// The launcher, built on first use (with the shim next to it).
-fn conveyor() -> &'static PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        conveyor_tests::shim();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let st = Command::new(cargo)
-            .args(["build", "--release", "-p", "conveyor"])
-            .current_dir(root())
-            .status()
-            .expect("run cargo build");
-        assert!(st.success(), "building conveyor failed");
-        root().join("target/release/conveyor")
-    })
-}
 
 fn run(
     bin: &PathBuf,

@@ -122,6 +122,12 @@ impl File {
         self.lock().wb.index().end()
     }
 
+    /// Write-behind memory held now and the file's adaptive limit.
+    pub fn buffered(&self) -> (usize, usize) {
+        let st = self.lock();
+        (st.wb.held(), st.wb.limit)
+    }
+
     /// The current failure count; a new handle starts from it.
     pub fn error_seq(&self) -> u64 {
         self.lock().err_seq
@@ -324,6 +330,13 @@ impl File {
                     self.rec.error(e.0);
                     let lost = st.wb.discard_unissued(budget) + len - written as u64;
                     self.rec.add(|c| &c.lost_bytes, lost);
+                    // Never silent: the program gets the errno at its next
+                    // write, fsync or close; the log says what was lost.
+                    tracing::warn!(
+                        "background write of {} failed: {e}; {lost} bytes not written; \
+the program gets the error at its next write, fsync or close",
+                        self.name
+                    );
                     st.aimd.failure();
                 }
             }

@@ -43,7 +43,7 @@ mod write_buffer;
 
 pub use backend::{Backend, FileBackend};
 pub use config::{parse_size, Config, SizeError};
-pub use engine::{Engine, FileKey, FileReport};
+pub use engine::{Engine, FileKey, FileReport, Gauges};
 pub use error::{Errno, Result};
 pub use handle::{Handle, Mode};
 pub use stats::{Snapshot, Summary};

@@ -124,6 +124,11 @@ impl WriteBuffer {
     }
 
     /// The extent index (for snooping reads).
+    /// Memory holding pending writes now (whole segments).
+    pub fn held(&self) -> usize {
+        self.held
+    }
+
     pub fn index(&self) -> &Index {
         &self.index
     }

@@ -53,7 +53,7 @@ pub fn run<R: Failure>(pass: impl FnOnce() -> R, managed: impl FnOnce() -> Resul
             R::failure()
         }
         Err(_) => {
-            crate::log::error("internal error (panic) in a hook; the call fails with EIO");
+            tracing::error!("internal error (panic) in a hook; the call fails with EIO");
             set_errno(libc::EIO);
             R::failure()
         }

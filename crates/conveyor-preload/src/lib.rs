@@ -17,6 +17,7 @@ mod desc;
 mod fdtable;
 mod guard;
 mod hooks;
+mod live;
 mod log;
 mod ops;
 mod policy;

@@ -191,6 +191,9 @@ pub fn manage(shim: &Shim, fd: c_int, flags: c_int) -> Option<Arc<Desc>> {
     }
     // From now on a fatal signal has data to write first.
     crate::ops::signals::ensure_thread();
+    // And `conveyor top` can see this process.
+    crate::live::ensure_started();
+    tracing::info!("managing {name} (fd {fd})");
     let handle = shim.engine.open(key, &name, backend.clone(), mode);
     Some(Arc::new(Desc {
         handle,

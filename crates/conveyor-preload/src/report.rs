@@ -10,7 +10,8 @@ use std::fmt::Write;
 /// Schema identifier of the JSON document.
 pub const SCHEMA: &str = "conveyor-stats/1";
 
-fn json_str(out: &mut String, s: &str) {
+/// Appends `s` as a JSON string.
+pub fn json_str(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {
@@ -69,7 +70,8 @@ fn json_stats(out: &mut String, s: &Snapshot) {
     );
 }
 
-fn command() -> String {
+/// The command line of this process, arguments joined by spaces.
+pub fn command() -> String {
     std::fs::read("/proc/self/cmdline")
         .map(|b| {
             b.split(|c| *c == 0)
@@ -178,10 +180,10 @@ fn write(engine: &Engine) {
     // SAFETY: `c` is NUL-terminated; the real open bypasses the hooks.
     let fd = unsafe { real::open(c.as_ptr(), flags, 0o600) };
     if fd < 0 {
-        log::warn(&format!(
+        tracing::warn!(
             "CONVEYOR_STATS: cannot write {path}: {}",
             std::io::Error::from_raw_os_error(real::errno())
-        ));
+        );
         return;
     }
     log::write_fd(fd, json(engine, pid).as_bytes());

@@ -135,17 +135,17 @@ fn paths(raw: &str) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     for entry in raw.split(':').filter(|e| !e.is_empty()) {
         if !entry.starts_with('/') {
-            log::warn(&format!(
+            tracing::warn!(
                 "CONVEYOR_PATHS: {entry:?} is not an absolute path; ignored (expected absolute directories separated by ':')"
-            ));
+            );
             continue;
         }
         match std::fs::canonicalize(entry) {
             Ok(p) => out.push(normalize(p.as_os_str().as_encoded_bytes())),
             Err(e) => {
-                log::warn(&format!(
+                tracing::warn!(
                     "CONVEYOR_PATHS: {entry:?} cannot be resolved ({e}); files created under it later are still managed"
-                ));
+                );
                 out.push(normalize(entry.as_bytes()));
             }
         }
@@ -155,16 +155,9 @@ fn paths(raw: &str) -> Vec<Vec<u8>> {
 
 /// Builds the state from the environment (from the library constructor).
 pub fn init() {
-    if let Some(l) = var("CONVEYOR_LOG") {
-        match log::parse_level(&l) {
-            Some(l) => log::set_level(l),
-            None => {
-                log::error(&format!(
-                    "CONVEYOR_LOG={l:?} is not a log level (expected error, warn, info, debug or trace); conveyor passes everything through"
-                ));
-                return;
-            }
-        }
+    if let Err(msg) = log::configure() {
+        tracing::error!("{msg}; conveyor passes everything through");
+        return;
     }
     if var("CONVEYOR_DISABLE").is_some_and(|v| !v.is_empty() && v != "0") {
         return;
@@ -175,13 +168,13 @@ pub fn init() {
     let cfg = match config() {
         Ok(c) => c,
         Err(Bad(msg)) => {
-            log::error(&format!("{msg}; conveyor passes everything through"));
+            tracing::error!("{msg}; conveyor passes everything through");
             return;
         }
     };
     let paths = paths(&raw);
     if paths.is_empty() {
-        log::warn("CONVEYOR_PATHS has no usable entry; conveyor passes everything through");
+        tracing::warn!("CONVEYOR_PATHS has no usable entry; conveyor passes everything through");
         return;
     }
     // SAFETY: getpid has no preconditions.

@@ -58,13 +58,23 @@ fn unreachable_reason(exe: &Path) -> Option<String> {
     (!interp).then(|| "it is statically linked (LD_PRELOAD needs the dynamic loader)".into())
 }
 
+/// Settings for the shim beyond the paths.
+pub struct Shim<'a> {
+    /// `CONVEYOR_STATS`: a JSON file (`%p` = pid) or `-` for stderr.
+    pub stats: Option<&'a str>,
+    /// `CONVEYOR_LOG`.
+    pub log: Option<&'a str>,
+    /// `CONVEYOR_LOG_FILE` (`%p` = pid).
+    pub log_file: Option<&'a Path>,
+}
+
 /// Runs `command` under the shim; returns only if exec failed.
-pub fn run(
-    paths: &[PathBuf],
-    stats: Option<&str>,
-    log: Option<&str>,
-    command: &[OsString],
-) -> ExitCode {
+pub fn run(paths: &[PathBuf], shim_cfg: Shim<'_>, command: &[OsString]) -> ExitCode {
+    let Shim {
+        stats,
+        log,
+        log_file,
+    } = shim_cfg;
     let shim = match find::shim() {
         Ok(s) => s,
         Err(looked) => {
@@ -121,6 +131,10 @@ pub fn run(
         .env("CONVEYOR_PATHS", joined);
     if let Some(l) = log {
         cmd.env("CONVEYOR_LOG", l);
+    }
+    if let Some(f) = log_file {
+        // Absolute: the command may change directory before it logs.
+        cmd.env("CONVEYOR_LOG_FILE", cwd.join(f));
     }
     match stats {
         Some("-") => {

@@ -58,6 +58,8 @@ pub fn barrier(name: &'static str) {
 /// process image, with them, is about to be replaced).
 pub fn before_exec(name: &'static str) {
     barrier(name);
+    // The new image may manage nothing: `top` must not show a stale file.
+    crate::live::stop();
     crate::counts::write_out();
 }
 
@@ -107,6 +109,7 @@ pub fn at_exit(last: bool) {
     if let Some(shim) = state::get() {
         // SAFETY: getpid has no preconditions.
         if state::owner() == unsafe { libc::getpid() } {
+            crate::live::stop();
             let _ = guard::run(
                 || 0,
                 || {
@@ -117,6 +120,7 @@ pub fn at_exit(last: bool) {
                         state::in_forked_child() && shim.engine.file_reports(false).is_empty();
                     if last && !quiet {
                         crate::report::write_once(&shim.engine);
+                        crate::log::flush_suppressed();
                     }
                     Ok(0)
                 },
