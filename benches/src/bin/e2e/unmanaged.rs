@@ -22,6 +22,10 @@ pub struct Cost {
     pub ns_plain: f64,
     /// Median ns per call with the shim loaded.
     pub ns_shim: f64,
+    /// Median of the paired differences (shim run minus the plain run
+    /// made just before it): steadier than the difference of medians
+    /// when other work on the machine comes and goes.
+    pub ns_added: f64,
     /// Instructions per call added by the shim (None without valgrind).
     pub instructions: Option<f64>,
 }
@@ -110,15 +114,18 @@ fn counted(me: &Path, call: &str, n: u64, shim: Option<(&Path, &Path)>) -> Optio
 /// (managing `paths`, where /dev/zero is not).
 pub fn measure(me: &Path, so: &Path, paths: &Path) -> Result<Unmanaged, String> {
     const N: u64 = 2_000_000;
-    const RUNS: usize = 5;
+    const RUNS: usize = 11;
     const COUNTED: (u64, u64) = (20_000, 120_000);
     let shim = Some((so, paths));
     let mut costs = Vec::new();
     for call in CALLS {
-        let (mut p, mut s) = (Vec::new(), Vec::new());
+        let (mut p, mut s, mut d) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..RUNS {
-            p.push(timed(me, call, N, None)?);
-            s.push(timed(me, call, N, shim)?);
+            let a = timed(me, call, N, None)?;
+            let b = timed(me, call, N, shim)?;
+            p.push(a);
+            s.push(b);
+            d.push(b - a);
         }
         let instr = (|| {
             let d_plain = counted(me, call, COUNTED.1, None)? - counted(me, call, COUNTED.0, None)?;
@@ -129,6 +136,7 @@ pub fn measure(me: &Path, so: &Path, paths: &Path) -> Result<Unmanaged, String> 
             call,
             ns_plain: crate::results::median(p).unwrap_or(f64::NAN),
             ns_shim: crate::results::median(s).unwrap_or(f64::NAN),
+            ns_added: crate::results::median(d).unwrap_or(f64::NAN),
             instructions: instr,
         });
     }
@@ -152,7 +160,7 @@ impl Unmanaged {
                     c.call,
                     c.ns_plain,
                     c.ns_shim,
-                    c.ns_shim - c.ns_plain,
+                    c.ns_added,
                     c.instructions.map(|i| format!("{i:.2}")).unwrap_or_else(|| "null".into())
                 )
             })
