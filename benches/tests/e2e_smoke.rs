@@ -14,18 +14,16 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The driver looks for the shim and the filesystem beside itself.
+/// The driver looks for the shim and the filesystem beside itself, so they
+/// are built with the profile this test was built with.
 fn build_siblings() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut args = vec!["build", "-p", "conveyor-preload", "-p", "conveyor-slowfs"];
+    if !cfg!(debug_assertions) {
+        args.push("--release");
+    }
     let st = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "conveyor-preload",
-            "-p",
-            "conveyor-slowfs",
-        ])
+        .args(&args)
         .current_dir(root())
         .status()
         .expect("run cargo build");
