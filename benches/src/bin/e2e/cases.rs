@@ -1,0 +1,409 @@
+//! The workloads: real programs, their inputs (made outside the timed
+//! region), their command lines, and the checks of what they left on
+//! storage.
+
+use crate::args::Mode;
+use crate::target::Target;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Sizes of the workloads (the same at every latency, so ratios compare).
+#[derive(Clone, Debug)]
+pub struct Sizes {
+    /// MiB written or read by the dd cases.
+    pub dd_mib: usize,
+    /// Random 4 KiB I/Os per fio run.
+    pub fio_ios: usize,
+    /// MiB of the file fio works in.
+    pub fio_mib: usize,
+    /// Files in the tarball.
+    pub tar_files: usize,
+    /// sqlite3 transactions (one insert and one commit, with fsync, each).
+    pub sqlite_txns: usize,
+    /// Lines the python3 logger writes.
+    pub log_lines: usize,
+}
+
+impl Sizes {
+    /// The sizes of the published results.
+    pub fn full() -> Sizes {
+        Sizes {
+            dd_mib: 64,
+            fio_ios: 1000,
+            fio_mib: 64,
+            tar_files: 2000,
+            sqlite_txns: 200,
+            log_lines: 5000,
+        }
+    }
+
+    /// Small sizes for a smoke test.
+    pub fn quick() -> Sizes {
+        Sizes {
+            dd_mib: 8,
+            fio_ios: 200,
+            fio_mib: 8,
+            tar_files: 200,
+            sqlite_txns: 20,
+            log_lines: 500,
+        }
+    }
+}
+
+/// One workload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Case {
+    /// `dd bs=4k` writing zeros: many small sequential writes.
+    DdWrite4k,
+    /// `dd bs=1M` writing the same: the storage's limit.
+    DdWrite1m,
+    /// `dd bs=4k` reading a file sequentially.
+    DdRead4k,
+    /// fio, random 4 KiB reads (psync).
+    FioRandRead,
+    /// fio, random 4 KiB writes (psync).
+    FioRandWrite,
+    /// GNU tar extracting many small files.
+    TarExtract,
+    /// sqlite3 inserting rows, one transaction (and fsync) each.
+    Sqlite,
+    /// python3 writing a log line by line (line-buffered file).
+    PythonLog,
+}
+
+impl Case {
+    /// Every case, in table order.
+    pub const ALL: [Case; 8] = [
+        Case::DdWrite4k,
+        Case::DdWrite1m,
+        Case::DdRead4k,
+        Case::FioRandRead,
+        Case::FioRandWrite,
+        Case::TarExtract,
+        Case::Sqlite,
+        Case::PythonLog,
+    ];
+
+    /// Short name used in results and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Case::DdWrite4k => "dd_write_4k",
+            Case::DdWrite1m => "dd_write_1m",
+            Case::DdRead4k => "dd_read_4k",
+            Case::FioRandRead => "fio_randread_4k",
+            Case::FioRandWrite => "fio_randwrite_4k",
+            Case::TarExtract => "tar_extract",
+            Case::Sqlite => "sqlite_insert",
+            Case::PythonLog => "python_log",
+        }
+    }
+
+    /// Parses a name.
+    pub fn parse(s: &str) -> Option<Case> {
+        Case::ALL.into_iter().find(|c| c.name() == s)
+    }
+
+    /// What the case does, with its size.
+    pub fn title(self, s: &Sizes) -> String {
+        match self {
+            Case::DdWrite4k => format!("dd bs=4k write, {} MiB", s.dd_mib),
+            Case::DdWrite1m => format!("dd bs=1M write, {} MiB", s.dd_mib),
+            Case::DdRead4k => format!("dd bs=4k sequential read, {} MiB", s.dd_mib),
+            Case::FioRandRead => format!(
+                "fio 4 KiB random reads, {} I/Os in {} MiB",
+                s.fio_ios, s.fio_mib
+            ),
+            Case::FioRandWrite => format!(
+                "fio 4 KiB random writes, {} I/Os in {} MiB",
+                s.fio_ios, s.fio_mib
+            ),
+            Case::TarExtract => format!("tar -x of {} small files", s.tar_files),
+            Case::Sqlite => format!("sqlite3, {} inserts, one transaction each", s.sqlite_txns),
+            Case::PythonLog => format!("python3 log, {} lines, line-buffered", s.log_lines),
+        }
+    }
+
+    /// Whether the case runs in `mode`. With direct I/O only reads change
+    /// (FUSE sends every write() to the filesystem in both modes), so that
+    /// mode runs the cases that read.
+    pub fn applies(self, mode: Mode) -> bool {
+        mode != Mode::Direct || matches!(self, Case::DdRead4k | Case::FioRandRead | Case::Sqlite)
+    }
+
+    /// Whether libeatmydata (which turns fsync and O_SYNC into no-ops) is
+    /// a meaningful peer: programs that sync (tar's and sqlite3's), and dd
+    /// 4 KiB writes, to show that dropping syncs does not help small writes.
+    pub fn has_eatmydata_peer(self) -> bool {
+        matches!(self, Case::DdWrite4k | Case::TarExtract | Case::Sqlite)
+    }
+}
+
+/// Inputs shared by all targets, made once on local disk.
+pub struct Inputs {
+    /// Tarball of `tar_files` small files.
+    pub tarball: PathBuf,
+    /// Bytes in the tarball's files.
+    pub tar_bytes: u64,
+    /// sqlite3 script: one INSERT per line (each its own transaction).
+    pub sql: PathBuf,
+    /// The python3 logger.
+    pub logger: PathBuf,
+    /// python3 to run (the system one, not a wrapper script).
+    pub python: String,
+    /// Sizes.
+    pub sizes: Sizes,
+}
+
+/// A small deterministic generator, so every run sees the same inputs.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
+fn io<T>(r: std::io::Result<T>, what: &Path) -> Result<T, String> {
+    r.map_err(|e| format!("{}: {e}", what.display()))
+}
+
+fn status(cmd: &mut Command) -> Result<String, String> {
+    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{cmd:?}: {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+const LOGGER: &str = r#"import sys
+n = int(sys.argv[2])
+with open(sys.argv[1], "w", buffering=1) as f:
+    for i in range(n):
+        f.write(f"{i:08d} INFO request {i % 97} served in {i % 13} ms\n")
+"#;
+
+fn log_bytes(lines: usize) -> u64 {
+    (0..lines)
+        .map(|i| format!("{i:08} INFO request {} served in {} ms\n", i % 97, i % 13).len() as u64)
+        .sum()
+}
+
+impl Inputs {
+    /// Makes the tarball and scripts under `dir`.
+    pub fn make(dir: &Path, sizes: &Sizes) -> Result<Inputs, String> {
+        let tree = dir.join("tree");
+        let _ = std::fs::remove_dir_all(&tree);
+        let mut rng = Lcg(1);
+        let mut tar_bytes = 0;
+        for i in 0..sizes.tar_files {
+            let d = tree.join(format!("d{:02}", i / 100));
+            if i % 100 == 0 {
+                io(std::fs::create_dir_all(&d), &d)?;
+            }
+            let n = 100 + (rng.next() % 8000) as usize;
+            tar_bytes += n as u64;
+            let f = d.join(format!("f{i:04}.dat"));
+            io(std::fs::write(&f, rng.bytes(n)), &f)?;
+        }
+        let tarball = dir.join("files.tar");
+        status(
+            Command::new("tar")
+                .arg("-C")
+                .arg(dir)
+                .arg("-cf")
+                .arg(&tarball)
+                .arg("tree"),
+        )?;
+        let _ = std::fs::remove_dir_all(&tree);
+        let sql = dir.join("inserts.sql");
+        let script: String = (0..sizes.sqlite_txns)
+            .map(|i| format!("INSERT INTO t(v) VALUES('row {i} ' || hex(randomblob(64)));\n"))
+            .collect();
+        io(std::fs::write(&sql, script), &sql)?;
+        let logger = dir.join("logger.py");
+        io(std::fs::write(&logger, LOGGER), &logger)?;
+        let python = if Path::new("/usr/bin/python3").exists() {
+            "/usr/bin/python3".into()
+        } else {
+            "python3".into()
+        };
+        Ok(Inputs {
+            tarball,
+            tar_bytes,
+            sql,
+            logger,
+            python,
+            sizes: sizes.clone(),
+        })
+    }
+
+    /// Files the read cases need on `t`, written straight to its backing
+    /// directory (so no page cache of the mount holds them).
+    pub fn prepare(&self, t: &Target) -> Result<(), String> {
+        let mut rng = Lcg(7);
+        let read = t.raw.join("read.dat");
+        io(
+            std::fs::write(&read, rng.bytes(self.sizes.dd_mib << 20)),
+            &read,
+        )?;
+        let fio = t.raw.join("fio.dat");
+        io(
+            std::fs::write(&fio, rng.bytes(self.sizes.fio_mib << 20)),
+            &fio,
+        )?;
+        Ok(())
+    }
+}
+
+/// One run's command: program and arguments, and what to check after.
+pub struct Prepared {
+    /// Program.
+    pub prog: String,
+    /// Arguments.
+    pub args: Vec<String>,
+    out: PathBuf,
+}
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+impl Case {
+    /// Sets up one run writing to output `name` (untimed) and returns its
+    /// command.
+    pub fn prepare(self, t: &Target, inp: &Inputs, name: &str) -> Result<Prepared, String> {
+        let z = &inp.sizes;
+        let data = |f: &str| s(&t.data.join(f));
+        let dd = |bs: &str, count: usize| {
+            vec![
+                "if=/dev/zero".into(),
+                format!("of={}", data(name)),
+                format!("bs={bs}"),
+                format!("count={count}"),
+            ]
+        };
+        let fio = |rw: &str| {
+            vec![
+                format!("--name={rw}"),
+                format!("--filename={}", data("fio.dat")),
+                format!("--rw={rw}"),
+                "--bs=4k".into(),
+                format!("--size={}M", z.fio_mib),
+                format!("--number_ios={}", z.fio_ios),
+                "--ioengine=psync".into(),
+                "--randseed=1".into(),
+                "--invalidate=0".into(),
+                "--output-format=terse".into(),
+            ]
+        };
+        let (prog, args): (&str, Vec<String>) = match self {
+            Case::DdWrite4k => ("dd", dd("4k", z.dd_mib * 256)),
+            Case::DdWrite1m => ("dd", dd("1M", z.dd_mib)),
+            Case::DdRead4k => (
+                "dd",
+                vec![
+                    format!("if={}", data("read.dat")),
+                    "of=/dev/null".into(),
+                    "bs=4k".into(),
+                ],
+            ),
+            Case::FioRandRead => ("fio", fio("randread")),
+            Case::FioRandWrite => ("fio", fio("randwrite")),
+            Case::TarExtract => {
+                let d = t.raw.join(name);
+                io(std::fs::create_dir(&d), &d)?;
+                (
+                    "tar",
+                    vec!["-C".into(), data(name), "-xf".into(), s(&inp.tarball)],
+                )
+            }
+            Case::Sqlite => {
+                status(
+                    Command::new("sqlite3")
+                        .arg(t.raw.join(name))
+                        .arg("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);"),
+                )?;
+                (
+                    "sqlite3",
+                    vec![data(name), format!(".read {}", s(&inp.sql))],
+                )
+            }
+            Case::PythonLog => (
+                inp.python.as_str(),
+                vec![s(&inp.logger), data(name), z.log_lines.to_string()],
+            ),
+        };
+        Ok(Prepared {
+            prog: prog.into(),
+            args,
+            out: t.raw.join(name),
+        })
+    }
+
+    /// Checks what the run left on storage (through the backing directory)
+    /// and removes its output.
+    pub fn check(self, inp: &Inputs, p: &Prepared) -> Result<(), String> {
+        let z = &inp.sizes;
+        let size = |f: &Path| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
+        let want = |what: &str, got: u64, want: u64| {
+            if got == want {
+                Ok(())
+            } else {
+                Err(format!("{what}: {got}, expected {want}"))
+            }
+        };
+        let r = match self {
+            Case::DdWrite4k | Case::DdWrite1m => {
+                want("bytes written", size(&p.out), (z.dd_mib as u64) << 20)
+            }
+            Case::DdRead4k | Case::FioRandRead | Case::FioRandWrite => Ok(()),
+            Case::TarExtract => {
+                let (mut files, mut bytes) = (0, 0);
+                let mut stack = vec![p.out.clone()];
+                while let Some(d) = stack.pop() {
+                    for e in io(std::fs::read_dir(&d), &d)?.flatten() {
+                        let m = io(e.metadata(), &e.path())?;
+                        if m.is_dir() {
+                            stack.push(e.path());
+                        } else {
+                            files += 1;
+                            bytes += m.len();
+                        }
+                    }
+                }
+                want("files extracted", files, z.tar_files as u64).and(want(
+                    "bytes extracted",
+                    bytes,
+                    inp.tar_bytes,
+                ))
+            }
+            Case::Sqlite => {
+                let n = status(
+                    Command::new("sqlite3")
+                        .arg(&p.out)
+                        .arg("SELECT count(*) FROM t;"),
+                )?;
+                want("rows", n.trim().parse().unwrap_or(0), z.sqlite_txns as u64)
+            }
+            Case::PythonLog => want("log bytes", size(&p.out), log_bytes(z.log_lines)),
+        };
+        if p.out.is_dir() {
+            let _ = std::fs::remove_dir_all(&p.out);
+        } else {
+            let _ = std::fs::remove_file(&p.out);
+        }
+        r
+    }
+}

@@ -1,0 +1,108 @@
+//! Running one program once: plain, under conveyor, or under libeatmydata,
+//! timed from spawn until it has exited.
+
+use crate::cases::Prepared;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+/// How a program runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    /// No preload.
+    Plain,
+    /// `LD_PRELOAD=libconveyor_preload.so CONVEYOR_PATHS=<storage>`.
+    Conveyor,
+    /// `LD_PRELOAD=libeatmydata.so`: fsync and O_SYNC become no-ops, so it
+    /// gives up durability; a peer, not an equal.
+    EatMyData,
+}
+
+impl Variant {
+    /// Name in results.
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Plain => "plain",
+            Variant::Conveyor => "conveyor",
+            Variant::EatMyData => "eatmydata",
+        }
+    }
+}
+
+/// The preload libraries.
+pub struct Preloads {
+    /// libconveyor_preload.so.
+    pub conveyor: PathBuf,
+    /// libeatmydata.so, when installed.
+    pub eatmydata: Option<PathBuf>,
+}
+
+impl Preloads {
+    /// Finds the shim beside this executable (target/release) and
+    /// libeatmydata in the usual library directories.
+    pub fn find(bin_dir: &Path) -> Result<Preloads, String> {
+        let conveyor = bin_dir.join("libconveyor_preload.so");
+        if !conveyor.exists() {
+            return Err(format!(
+                "{} is missing: run cargo build --release first",
+                conveyor.display()
+            ));
+        }
+        let eatmydata = [
+            "/usr/lib/x86_64-linux-gnu/libeatmydata.so",
+            "/usr/lib/aarch64-linux-gnu/libeatmydata.so",
+            "/usr/lib/libeatmydata.so",
+            "/usr/local/lib/libeatmydata.so",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists());
+        Ok(Preloads {
+            conveyor,
+            eatmydata,
+        })
+    }
+}
+
+/// Runs `p` as `v` with `paths` as CONVEYOR_PATHS; returns seconds from
+/// spawn to exit. A failing program is an error (with its stderr).
+pub fn timed(p: &Prepared, v: Variant, pre: &Preloads, paths: &Path) -> Result<f64, String> {
+    let mut cmd = Command::new(&p.prog);
+    cmd.args(&p.args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, _) in std::env::vars_os() {
+        if k == "LD_PRELOAD" || k.to_string_lossy().starts_with("CONVEYOR_") {
+            cmd.env_remove(k);
+        }
+    }
+    match v {
+        Variant::Plain => {}
+        Variant::Conveyor => {
+            cmd.env("LD_PRELOAD", &pre.conveyor)
+                .env("CONVEYOR_PATHS", paths);
+        }
+        Variant::EatMyData => {
+            let lib = pre
+                .eatmydata
+                .as_ref()
+                .ok_or("libeatmydata is not installed")?;
+            cmd.env("LD_PRELOAD", lib);
+        }
+    }
+    let t = Instant::now();
+    let out = cmd.output().map_err(|e| format!("{}: {e}", p.prog))?;
+    let secs = t.elapsed().as_secs_f64();
+    if !out.status.success() {
+        return Err(format!(
+            "{} {} ({}) failed: {}: {}",
+            p.prog,
+            p.args.join(" "),
+            v.name(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(secs)
+}
