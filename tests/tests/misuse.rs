@@ -93,6 +93,9 @@ fn bad_settings_reported_once_and_passed_through() {
             cases.push((var, bad, "expected a byte count"));
         }
     }
+    for bad in ["0", "1.5s", "5h", "soon", ""] {
+        cases.push(("CONVEYOR_MAX_AGE", bad, "expected a whole number"));
+    }
     cases.push(("CONVEYOR_LOG", "loud", "expected error, warn"));
     for (i, (var, bad, expected)) in cases.iter().enumerate() {
         let name = format!("out-{i}.bin");

@@ -2,6 +2,7 @@
 //! that every `CONVEYOR_*` size variable accepts.
 
 use std::fmt;
+use std::time::Duration;
 
 /// Tunables of one [`crate::Engine`]. Defaults come from the benchmark in
 /// `benches/` (see the README).
@@ -24,6 +25,9 @@ pub struct Config {
     pub max_inflight: usize,
     /// Worker threads shared by all files, started on demand.
     pub workers: usize,
+    /// Oldest a pending write may get while the program goes on writing
+    /// (`CONVEYOR_MAX_AGE`): a write waits until older data is on storage.
+    pub max_age: Duration,
 }
 
 /// Bytes in one write-behind segment: the unit of buffer memory.
@@ -40,6 +44,7 @@ impl Default for Config {
             max_memory: 256 << 20,
             max_inflight: 8,
             workers: 16,
+            max_age: Duration::from_secs(5),
         }
     }
 }
@@ -57,6 +62,7 @@ impl Config {
         self.max_memory = self.max_memory.max(self.write_buffer);
         self.max_inflight = self.max_inflight.max(1);
         self.workers = self.workers.max(1);
+        self.max_age = self.max_age.max(Duration::from_millis(1));
         self
     }
 }
@@ -113,6 +119,48 @@ pub fn parse_size(input: &str) -> Result<usize, SizeError> {
         .ok_or_else(|| err("too large"))
 }
 
+/// Why a duration string was rejected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DurationError {
+    /// The text that was given.
+    pub input: String,
+}
+
+impl fmt::Display for DurationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:?} is not a duration; expected a whole number of milliseconds, \
+seconds or minutes of at least 1 ms, such as 500ms, 5s or 2m",
+            self.input
+        )
+    }
+}
+
+impl std::error::Error for DurationError {}
+
+/// Parses `500ms`, `5s`, `5` (seconds) or `2m`: a whole number and a unit,
+/// at least one millisecond.
+pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
+    let err = || DurationError {
+        input: input.to_string(),
+    };
+    let s = input.trim();
+    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+    let (num, unit) = s.split_at(digits);
+    let n: u64 = num.parse().map_err(|_| err())?;
+    let ms = match unit.trim().to_ascii_lowercase().as_str() {
+        "ms" => Some(n),
+        "" | "s" => n.checked_mul(1000),
+        "m" | "min" => n.checked_mul(60_000),
+        _ => None,
+    };
+    match ms {
+        Some(ms) if ms > 0 => Ok(Duration::from_millis(ms)),
+        _ => Err(err()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +189,27 @@ mod tests {
         ] {
             let e = parse_size(bad).expect_err(bad);
             assert!(e.to_string().contains("expected a byte count"), "{e}");
+        }
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration(" 2m "), Ok(Duration::from_secs(120)));
+        for bad in [
+            "",
+            "0",
+            "0ms",
+            "1.5s",
+            "-1s",
+            "5h",
+            "ms",
+            "99999999999999999999",
+        ] {
+            let e = parse_duration(bad).expect_err(bad);
+            assert!(e.to_string().contains("expected a whole number"), "{e}");
         }
     }
 

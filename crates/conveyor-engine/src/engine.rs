@@ -208,6 +208,9 @@ impl Engine {
             ..Gauges::default()
         };
         for f in self.live() {
+            if f.handles.load(Ordering::Relaxed) == 0 {
+                continue;
+            }
             let (held, limit) = f.buffered();
             g.open_files += 1;
             g.write_buffered += held;

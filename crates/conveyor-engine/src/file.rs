@@ -6,6 +6,7 @@
 //! file lock. The condvar is notified after every change a waiter may want
 //! (a batch or prefetch finished), always after the lock is released.
 
+use crate::age::Ages;
 use crate::aimd::Aimd;
 use crate::backend::Backend;
 use crate::budget::{Budget, Reservation};
@@ -16,7 +17,7 @@ use crate::read_ahead::{Lookup, Prefetch, ReadAhead, Sizes};
 use crate::stats::{nanos, Counters, Recorder};
 use crate::write_buffer::{Batch, Put, WriteBuffer};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -42,6 +43,8 @@ struct State {
     err_seq: u64,
     err: i32,
     aimd: Aimd,
+    // When the pending writes arrived, for the maximum age.
+    ages: Ages,
 }
 
 /// One file (inode) as the engine sees it.
@@ -49,6 +52,10 @@ pub(crate) struct File {
     pub shared: Arc<Shared>,
     pub name: String,
     pub rec: Recorder,
+    // Handles open on the file. A worker finishing a batch may still hold
+    // the file for a moment after the last handle closed; gauges count
+    // only files with handles.
+    pub handles: AtomicUsize,
     st: Mutex<State>,
     cv: Condvar,
 }
@@ -78,10 +85,12 @@ impl File {
             err_seq: 0,
             err: 0,
             aimd: Aimd::new(cfg.max_inflight),
+            ages: Ages::new(cfg.max_age),
         };
         File {
             name: name.to_string(),
             rec,
+            handles: AtomicUsize::new(0),
             st: Mutex::new(st),
             cv: Condvar::new(),
             shared,
@@ -161,7 +170,7 @@ impl File {
                 .and_then(|_| self.write_direct(off, data))
                 .map(Some)
         } else {
-            self.write_buffered(off, data, seen).map(Some)
+            self.write_buffered(off, data, seen, t0).map(Some)
         };
         if res.is_ok() {
             self.rec.add(|c| &c.app_write_bytes, len);
@@ -175,11 +184,19 @@ impl File {
         off: Option<u64>,
         data: &[u8],
         seen: &AtomicU64,
+        now: Instant,
     ) -> Result<u64> {
         let cfg = &self.shared.cfg;
         let budget = &self.shared.budget;
         let mut st = self.lock();
         report(&st, seen)?;
+        // Storage is more than the maximum age behind: nothing more is
+        // taken until the old data is written.
+        while let Some(below) = overdue(&mut st, now) {
+            self.rec.add(|c| &c.buffer_full_waits, 1);
+            st = self.drain(st, below);
+            report(&st, seen)?;
+        }
         let base = match off {
             Some(o) => o,
             None => append_offset(&mut st)?,
@@ -224,6 +241,8 @@ impl File {
                 }
             }
         }
+        let next = st.wb.next_seq();
+        st.ages.put(now, next);
         self.rec
             .file
             .buffer_peak
@@ -740,4 +759,11 @@ fn write_batch(backend: &dyn Backend, b: &Batch) -> (usize, Result<u64>) {
         }
     }
     (done, Ok(end))
+}
+
+/// The sequence number to drain below when pending data is over the
+/// maximum age at `now`.
+fn overdue(st: &mut State, now: Instant) -> Option<u64> {
+    let (done, next) = (st.wb.done_below(), st.wb.next_seq());
+    st.ages.overdue(now, done, next)
 }

@@ -6,7 +6,7 @@ use crate::error::{Errno, Result};
 use crate::file::File;
 use crate::stats::Snapshot;
 use std::io::SeekFrom;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 /// Access mode of a handle, from the flags it was opened with.
@@ -67,6 +67,7 @@ pub struct Handle {
 impl Handle {
     pub(crate) fn new(file: Arc<File>, id: u64, mode: Mode) -> Handle {
         let err_seen = AtomicU64::new(file.error_seq());
+        file.handles.fetch_add(1, Ordering::Relaxed);
         Handle {
             file,
             id,
@@ -268,6 +269,7 @@ impl Handle {
 
 impl Drop for Handle {
     fn drop(&mut self) {
+        self.file.handles.fetch_sub(1, Ordering::Relaxed);
         self.file.forget(self.id);
     }
 }

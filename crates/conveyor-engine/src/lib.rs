@@ -25,6 +25,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod age;
 mod aimd;
 #[allow(unsafe_code)] // FileBackend calls pwritev, writev, lseek and fallocate.
 pub mod backend;
@@ -42,7 +43,7 @@ pub mod stats;
 mod write_buffer;
 
 pub use backend::{Backend, FileBackend};
-pub use config::{parse_size, Config, SizeError};
+pub use config::{parse_duration, parse_size, Config, DurationError, SizeError};
 pub use engine::{Engine, FileKey, FileReport, Gauges};
 pub use error::{Errno, Result};
 pub use handle::{Handle, Mode};

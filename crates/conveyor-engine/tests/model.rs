@@ -208,6 +208,8 @@ fn small_config() -> Config {
         max_memory: 1 << 20,
         max_inflight: 4,
         workers: 4,
+        // Short enough that writers under latency also wait for age.
+        max_age: Duration::from_millis(5),
     }
 }
 

@@ -6,7 +6,7 @@
 //! worker threads and may hold locks those threads took.
 
 use crate::log;
-use conveyor_engine::{parse_size, Config, Engine};
+use conveyor_engine::{parse_duration, parse_size, Config, Engine};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
@@ -103,6 +103,10 @@ fn config() -> Result<Config, Bad> {
         io_size: size("CONVEYOR_IO_SIZE", d.io_size)?,
         read_ahead: size("CONVEYOR_READ_AHEAD", d.read_ahead)?,
         max_memory: size("CONVEYOR_MAX_MEMORY", d.max_memory)?,
+        max_age: match var("CONVEYOR_MAX_AGE") {
+            None => d.max_age,
+            Some(v) => parse_duration(&v).map_err(|e| Bad(format!("CONVEYOR_MAX_AGE: {e}")))?,
+        },
         ..d
     })
 }

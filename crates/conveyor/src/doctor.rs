@@ -3,7 +3,7 @@
 //! can the shim be found and loaded.
 
 use crate::find;
-use conveyor_engine::parse_size;
+use conveyor_engine::{parse_duration, parse_size};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -162,6 +162,11 @@ pub fn doctor(paths: &[PathBuf], targets: &[PathBuf]) -> ExitCode {
             if let Err(e) = parse_size(&val) {
                 println!("{v}: {e}; the shim would pass everything through");
             }
+        }
+    }
+    if let Ok(val) = std::env::var("CONVEYOR_MAX_AGE") {
+        if let Err(e) = parse_duration(&val) {
+            println!("CONVEYOR_MAX_AGE: {e}; the shim would pass everything through");
         }
     }
     if selected.is_empty() {
