@@ -45,6 +45,11 @@ struct State {
     aimd: Aimd,
     // When the pending writes arrived, for the maximum age.
     ages: Ages,
+    // Batches cut but not yet started. Every batch pushed here has a pool
+    // job submitted for it; a thread waiting for the data (flush, close,
+    // fsync) may take one first and write it itself, sparing the hand-off
+    // to a worker, and the job then finds nothing and returns.
+    ready: VecDeque<Batch>,
 }
 
 /// One file (inode) as the engine sees it.
@@ -86,6 +91,7 @@ impl File {
             err: 0,
             aimd: Aimd::new(cfg.max_inflight),
             ages: Ages::new(cfg.max_age),
+            ready: VecDeque::new(),
         };
         File {
             name: name.to_string(),
@@ -313,67 +319,91 @@ impl File {
         out
     }
 
-    fn dispatch(self: &Arc<Self>, batches: Vec<Batch>) {
-        for b in batches {
+    /// Queues `batches` to be written and returns how many jobs to start
+    /// for them (with [`File::start`], after the lock is released).
+    fn queue(st: &mut State, batches: Vec<Batch>) -> usize {
+        let n = batches.len();
+        st.ready.extend(batches);
+        n
+    }
+
+    /// Submits `n` jobs that write queued batches.
+    fn start(self: &Arc<Self>, n: usize) {
+        for _ in 0..n {
             let f = Arc::clone(self);
-            self.shared.pool.submit(Box::new(move || f.run_batch(b)));
+            self.shared.pool.submit(Box::new(move || f.run_ready()));
         }
     }
 
-    /// Writes a batch, retires it, and goes on with the next one while
-    /// there is one (handing any extra ones to other workers).
-    fn run_batch(self: Arc<Self>, mut b: Batch) {
+    /// Cuts and queues what can go to storage now, starting workers for it.
+    fn dispatch(self: &Arc<Self>, batches: Vec<Batch>) {
+        let n = Self::queue(&mut self.lock(), batches);
+        self.start(n);
+    }
+
+    /// A worker's job: writes queued batches until none is left (a waiting
+    /// thread may have taken this job's batch already).
+    fn run_ready(self: Arc<Self>) {
+        // Batches this thread queued without starting a job for them.
+        let mut owed: usize = 0;
         loop {
-            let backend = Arc::clone(&self.lock().backend);
-            let t = Instant::now();
-            let (written, res) = write_batch(&*backend, &b);
-            let ns = nanos(t.elapsed());
-            let (seqs, len) = (b.seqs.clone(), b.len as u64);
-            // The segments must be unshared before `complete` recycles them.
-            b.parts.clear();
-            let budget = &self.shared.budget;
-            let mut st = self.lock();
-            match res {
-                Ok(end) => {
-                    self.rec.add(|c| &c.storage_write_bytes, len);
-                    self.rec.sample(|c| &c.write_sizes, len);
-                    self.rec.sample(|c| &c.storage_write_ns, ns);
-                    if let Some(s) = st.stored.as_mut() {
-                        *s = (*s).max(end);
-                    }
-                    st.aimd.success(ns);
-                }
-                Err(e) => {
-                    st.err_seq += 1;
-                    st.err = e.0;
-                    self.rec.error(e.0);
-                    let lost = st.wb.discard_unissued(budget) + len - written as u64;
-                    self.rec.add(|c| &c.lost_bytes, lost);
-                    // Never silent: the program gets the errno at its next
-                    // write, fsync or close; the log says what was lost.
-                    tracing::warn!(
-                        "background write of {} failed: {e}; {lost} bytes not written; \
-the program gets the error at its next write, fsync or close",
-                        self.name
-                    );
-                    st.aimd.failure();
-                }
-            }
-            let range = st.wb.complete(seqs, budget);
-            st.ra.invalidate(&range);
-            self.rec
-                .file
-                .inflight_limit
-                .store(st.aimd.limit() as u64, Relaxed);
-            let mut next = self.pump(&mut st);
-            drop(st);
-            self.cv.notify_all();
-            if next.is_empty() {
+            let Some(b) = self.lock().ready.pop_front() else {
                 return;
-            }
-            b = next.swap_remove(0);
-            self.dispatch(next);
+            };
+            self.start(owed.saturating_sub(1));
+            owed = self.run_batch(b);
         }
+    }
+
+    /// Writes a batch, retires it, and queues what can go next; returns how
+    /// many batches it queued, for which the caller owes jobs.
+    fn run_batch(self: &Arc<Self>, mut b: Batch) -> usize {
+        let backend = Arc::clone(&self.lock().backend);
+        let t = Instant::now();
+        let (written, res) = write_batch(&*backend, &b);
+        let ns = nanos(t.elapsed());
+        let (seqs, len) = (b.seqs.clone(), b.len as u64);
+        // The segments must be unshared before `complete` recycles them.
+        b.parts.clear();
+        let budget = &self.shared.budget;
+        let mut st = self.lock();
+        match res {
+            Ok(end) => {
+                self.rec.add(|c| &c.storage_write_bytes, len);
+                self.rec.sample(|c| &c.write_sizes, len);
+                self.rec.sample(|c| &c.storage_write_ns, ns);
+                if let Some(s) = st.stored.as_mut() {
+                    *s = (*s).max(end);
+                }
+                st.aimd.success(ns);
+            }
+            Err(e) => {
+                st.err_seq += 1;
+                st.err = e.0;
+                self.rec.error(e.0);
+                let lost = st.wb.discard_unissued(budget) + len - written as u64;
+                self.rec.add(|c| &c.lost_bytes, lost);
+                // Never silent: the program gets the errno at its next
+                // write, fsync or close; the log says what was lost.
+                tracing::warn!(
+                    "background write of {} failed: {e}; {lost} bytes not written; \
+the program gets the error at its next write, fsync or close",
+                    self.name
+                );
+                st.aimd.failure();
+            }
+        }
+        let range = st.wb.complete(seqs, budget);
+        st.ra.invalidate(&range);
+        self.rec
+            .file
+            .inflight_limit
+            .store(st.aimd.limit() as u64, Relaxed);
+        let next = self.pump(&mut st);
+        let n = Self::queue(&mut st, next);
+        drop(st);
+        self.cv.notify_all();
+        n
     }
 
     /// Returns once every byte written before the call has reached storage
@@ -390,15 +420,32 @@ the program gets the error at its next write, fsync or close",
         mut st: MutexGuard<'a, State>,
         target: u64,
     ) -> MutexGuard<'a, State> {
+        // Batches this thread queued without starting a job for them.
+        let mut owed: usize = 0;
         while st.wb.done_below() < target {
             let batches = self.pump(&mut st);
-            if batches.is_empty() {
-                st = self.wait(st);
-            } else {
-                drop(st);
-                self.dispatch(batches);
-                st = self.lock();
+            owed += Self::queue(&mut st, batches);
+            // This thread waits anyway: it writes the next batch itself
+            // rather than wait for a worker to wake up and take it, and
+            // starts workers for the others.
+            match st.ready.pop_front() {
+                None => {
+                    // Nothing queued is left without a job.
+                    owed = 0;
+                    st = self.wait(st);
+                }
+                Some(b) => {
+                    drop(st);
+                    self.start(owed.saturating_sub(1));
+                    owed = self.run_batch(b);
+                    st = self.lock();
+                }
             }
+        }
+        if owed > 0 {
+            drop(st);
+            self.start(owed);
+            st = self.lock();
         }
         st
     }
