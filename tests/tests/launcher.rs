@@ -90,18 +90,72 @@ fn missing_command_is_named() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-command-xyz: command not found"));
 }
 
-/// Without the shim beside it or installed, the launcher says where it looked.
+/// A launcher alone, as `cargo install` leaves it: it unpacks the shim it
+/// carries into the user's cache directory (0600 in a 0700 directory) and
+/// accelerates dd with it.
+#[test]
+fn lone_launcher_unpacks_its_embedded_shim() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("launch-lone");
+    let lonely = dir.path().join("conveyor");
+    std::fs::copy(conveyor(), &lonely).unwrap();
+    std::fs::write(dir.path().join("src.bin"), pattern(12, 1 << 20)).unwrap();
+    let counts = dir.path().join("counts");
+    let cache = dir.path().join("cache");
+    let out = Command::new(&lonely)
+        .args([
+            "run",
+            "--path",
+            ".",
+            "--",
+            "dd",
+            "if=src.bin",
+            "of=out.bin",
+            "bs=4k",
+        ])
+        .current_dir(dir.path())
+        .env_remove("LD_PRELOAD")
+        .env_remove("CONVEYOR_PATHS")
+        .env("XDG_CACHE_HOME", &cache)
+        .env("CONVEYOR_TEST_COUNTS", &counts)
+        .output()
+        .unwrap();
+    ok(&out, "a lone conveyor run dd");
+    assert_eq!(
+        std::fs::read(dir.path().join("out.bin")).unwrap(),
+        std::fs::read(dir.path().join("src.bin")).unwrap()
+    );
+    let text = std::fs::read_to_string(&counts).expect("the shim was not loaded: no counts");
+    assert!(
+        text.lines().any(|l| l.starts_with("write ")),
+        "no managed write: {text}"
+    );
+    let unpacked: Vec<_> = std::fs::read_dir(cache.join("conveyor"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(unpacked.len(), 1, "{unpacked:?}");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&unpacked[0].path()), 0o600);
+    assert_eq!(mode(&cache.join("conveyor")), 0o700);
+}
+
+/// Without the shim beside it or installed, and no place to unpack its own
+/// copy, the launcher says where it looked and why the copy did not help.
 #[test]
 fn missing_shim_lists_where_it_looked() {
     let dir = TempDir::new("launch-noshim");
     let lonely = dir.path().join("conveyor");
     std::fs::copy(conveyor(), &lonely).unwrap();
-    let out = run(
-        &lonely,
-        &["run", "--path", ".", "--", "true"],
-        dir.path(),
-        None,
-    );
+    let not_a_dir = dir.path().join("cache-file");
+    std::fs::write(&not_a_dir, b"").unwrap();
+    let out = Command::new(&lonely)
+        .args(["run", "--path", ".", "--", "true"])
+        .current_dir(dir.path())
+        .env_remove("LD_PRELOAD")
+        .env("XDG_CACHE_HOME", &not_a_dir)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(125));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot find libconveyor_preload.so"), "{err}");
@@ -114,6 +168,7 @@ fn missing_shim_lists_where_it_looked() {
         ),
         "{err}"
     );
+    assert!(err.contains("built-in copy: cannot create"), "{err}");
 }
 
 /// Static and setuid programs cannot be reached: a warning, and they still run.
@@ -301,8 +356,11 @@ fn doctor_explains_each_path() {
     // Without the shim: exit 1 and where it looked.
     let lonely = dir.path().join("conveyor");
     std::fs::copy(conveyor(), &lonely).unwrap();
+    let not_a_dir = dir.path().join("cache-file");
+    std::fs::write(&not_a_dir, b"").unwrap();
     let out = Command::new(&lonely)
         .args(["doctor", "/etc/hosts"])
+        .env("XDG_CACHE_HOME", &not_a_dir)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));

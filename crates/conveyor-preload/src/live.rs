@@ -147,8 +147,13 @@ fn unix_ms() -> u64 {
 }
 
 /// Starts live stats with the first managed file (called in the program's
-/// thread, like the other private opens).
+/// thread, like the other private opens). A forked child has none: another
+/// thread of the parent may have been inside `call_once` at the fork, and
+/// the child would wait for it forever.
 pub fn ensure_started() {
+    if crate::state::in_forked_child() {
+        return;
+    }
     STARTED.call_once(|| {
         let Some(dir) = dir() else { return };
         if !dir.starts_with('/') {

@@ -127,12 +127,17 @@ pub fn doctor(paths: &[PathBuf], targets: &[PathBuf]) -> ExitCode {
                 usable = false;
             }
         },
-        Err(looked) => {
-            let l: Vec<String> = looked.iter().map(|p| p.display().to_string()).collect();
+        Err(missing) => {
+            let l: Vec<String> = missing
+                .looked
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
             println!(
-                "shim: {} not found; looked in: {}",
+                "shim: {} not found; looked in: {}; built-in copy: {}",
                 find::SHIM,
-                l.join(", ")
+                l.join(", "),
+                missing.embedded
             );
             usable = false;
         }

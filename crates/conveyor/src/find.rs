@@ -1,13 +1,24 @@
-//! Where the shim is: next to the launcher's own executable (a build tree
-//! or `cargo install` with the library copied beside it), then the usual
-//! library directories.
+//! Where the shim is: next to the launcher's own executable (a build tree,
+//! or an install with the library copied beside it), then the usual library
+//! directories, then the copy embedded in the launcher (unpacked into the
+//! user's cache directory).
 
+use crate::embedded;
 use std::path::{Path, PathBuf};
 
 /// The shim's file name.
 pub const SHIM: &str = "libconveyor_preload.so";
 
-/// Places searched, in order.
+/// No usable shim: every place looked at, and why the embedded copy could
+/// not be used.
+pub struct Missing {
+    /// Files looked for, in order.
+    pub looked: Vec<PathBuf>,
+    /// Why the embedded copy is not available.
+    pub embedded: String,
+}
+
+/// Places searched, in order, before the embedded copy.
 pub fn candidates() -> Vec<PathBuf> {
     let mut v = Vec::new();
     if let Some(dir) = std::env::current_exe()
@@ -25,8 +36,20 @@ pub fn candidates() -> Vec<PathBuf> {
     v
 }
 
-/// The first candidate that exists, or every place looked at.
-pub fn shim() -> Result<PathBuf, Vec<PathBuf>> {
-    let c = candidates();
-    c.iter().find(|p| p.is_file()).cloned().ok_or(c)
+/// The first candidate that exists, else the unpacked embedded copy.
+pub fn shim() -> Result<PathBuf, Missing> {
+    let mut looked = candidates();
+    if let Some(p) = looked.iter().find(|p| p.is_file()) {
+        return Ok(p.clone());
+    }
+    match embedded::unpack() {
+        Ok(p) => Ok(p),
+        Err(why) => {
+            looked.extend(embedded::target());
+            Err(Missing {
+                looked,
+                embedded: why,
+            })
+        }
+    }
 }

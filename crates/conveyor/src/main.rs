@@ -19,6 +19,7 @@
 //! unusable shim), 2 bad arguments; `run` adds 125 and 127.
 
 mod doctor;
+mod embedded;
 mod find;
 mod live_doc;
 mod owned;
@@ -133,6 +134,11 @@ or, with --once, when a file was skipped; 2 for bad arguments."
 }
 
 fn main() -> ExitCode {
+    // Output piped into `head` ends the command quietly, as it ends other
+    // command-line tools, instead of a panic on a failed print.
+    // SAFETY: restores the default action of one signal before any thread
+    // exists; the exec'd command inherits the default too.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Run {

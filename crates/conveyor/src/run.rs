@@ -77,11 +77,12 @@ pub fn run(paths: &[PathBuf], shim_cfg: Shim<'_>, command: &[OsString]) -> ExitC
     } = shim_cfg;
     let shim = match find::shim() {
         Ok(s) => s,
-        Err(looked) => {
+        Err(missing) => {
             eprintln!("conveyor: cannot find {}; looked for:", find::SHIM);
-            for p in looked {
+            for p in missing.looked {
                 eprintln!("  {}", p.display());
             }
+            eprintln!("conveyor: built-in copy: {}", missing.embedded);
             eprintln!("conveyor: build it with `cargo build --release`, or copy it next to the conveyor binary");
             return ExitCode::from(EXIT_LAUNCH);
         }
