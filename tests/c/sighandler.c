@@ -20,9 +20,12 @@
 static int sig_fd = -1, main_fd = -1;
 static volatile sig_atomic_t runs = 0, bad = 0;
 
-static void on_alarm(int sig) {
-    (void)sig;
+static void on_alarm(int sig, siginfo_t *si, void *uc) {
+    (void)uc;
     int saved = errno;
+    /* SA_SIGINFO: the details arrive as the kernel sent them. */
+    if (sig != SIGALRM || si == NULL || si->si_signo != SIGALRM)
+        bad = 4;
     char c = 'S';
     if (write(sig_fd, &c, 1) != 1)
         bad = 1;
@@ -51,9 +54,14 @@ int main(int argc, char **argv) {
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_alarm;
-    sa.sa_flags = SA_RESTART;
+    sa.sa_sigaction = on_alarm;
+    sa.sa_flags = SA_RESTART | SA_SIGINFO;
     sigaction(SIGALRM, &sa, NULL);
+    /* The program sees the action it installed. */
+    struct sigaction cur;
+    if (sigaction(SIGALRM, NULL, &cur) != 0 || cur.sa_sigaction != on_alarm ||
+        (cur.sa_flags & (SA_RESTART | SA_SIGINFO)) != (SA_RESTART | SA_SIGINFO))
+        bad = 3;
     struct itimerval it = {{0, interval}, {0, interval}};
     setitimer(ITIMER_REAL, &it, NULL);
 

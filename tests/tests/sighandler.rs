@@ -2,7 +2,9 @@
 //! break the host program): a timer fires every 100 us while the main
 //! thread writes and reads a managed file, and the handler itself writes
 //! and reads managed files. Every handler byte must land, in order, and no
-//! call may hang or see stale data.
+//! call may hang or see stale data. The handler is an SA_SIGINFO one and
+//! checks its siginfo; the program checks that `sigaction` shows it the
+//! action it installed.
 //!
 //! Without the handling this failed in two ways: a handler that ran while
 //! its thread was inside the shim passed by the engine (bytes of `sig.log`

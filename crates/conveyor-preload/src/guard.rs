@@ -7,6 +7,7 @@ use crate::real::{errno, set_errno, Failure};
 use conveyor_engine::Errno;
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{compiler_fence, Ordering};
 
 thread_local! {
     // Const-initialised and without a destructor: safe to touch at any
@@ -17,25 +18,21 @@ thread_local! {
 /// Runs `managed` unless this thread is already inside the shim, in which
 /// case it runs `pass` (the real call) instead.
 pub fn run<R: Failure>(pass: impl FnOnce() -> R, managed: impl FnOnce() -> Result<R, Errno>) -> R {
-    // A program's signal handler must not run in the middle of the engine
-    // (it may do I/O on a managed descriptor, which would then pass by the
-    // engine): signals wait until the call is done, as for a disk write in
-    // the kernel. Blocked before the thread counts as inside the shim, so
-    // no handler can find it there.
-    let mask = crate::ops::signals::program_handlers().then(block_signals);
     let entered = BUSY.try_with(|b| !b.replace(true)).unwrap_or(false);
     if !entered {
-        if let Some(old) = mask {
-            restore_signals(&old);
-        }
         return pass();
     }
+    // A signal handler finds the flag set from here on (same thread: a
+    // compiler fence orders it).
+    compiler_fence(Ordering::SeqCst);
     let saved = errno();
     let out = catch_unwind(AssertUnwindSafe(managed));
+    compiler_fence(Ordering::SeqCst);
     let _ = BUSY.try_with(|b| b.set(false));
-    if let Some(old) = mask {
-        restore_signals(&old);
-    }
+    // The program's handlers of signals that arrived meanwhile (they wait
+    // until the call is done, as for a disk write in the kernel), then a
+    // fatal signal's flush.
+    crate::ops::held::run_held();
     crate::ops::signals::deliver_pending();
     match out {
         Ok(Ok(v)) => {
@@ -72,7 +69,8 @@ pub fn block_signals() -> libc::sigset_t {
     }
 }
 
-fn restore_signals(old: &libc::sigset_t) {
+/// Puts back the mask `block_signals` returned.
+pub fn restore_signals(old: &libc::sigset_t) {
     // SAFETY: `old` is the mask `block_signals` read.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, old, std::ptr::null_mut()) };
 }

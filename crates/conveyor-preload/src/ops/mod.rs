@@ -3,6 +3,7 @@
 //! hooks above only decide "managed or not" and call in here.
 
 pub mod fd;
+pub mod held;
 pub mod io;
 pub mod meta;
 pub mod open;

@@ -11,6 +11,7 @@
 //! never touched; `signal`/`sigaction` are hooked so that the program sees
 //! `SIG_DFL` where the shim's handler stands in for it.
 
+use super::held;
 use crate::{backend, real, state};
 use libc::c_int;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -42,27 +43,10 @@ static STARTED: AtomicBool = AtomicBool::new(false);
 // True where the shim's handler stands in for the program's SIG_DFL.
 static OWNED: [AtomicBool; 65] = [const { AtomicBool::new(false) }; 65];
 
-// Set once the program has a handler of its own for any signal. From then
-// on managed calls run with signals blocked (see `guard::run`): a handler
-// that does I/O on a managed descriptor while its thread is inside the
-// shim, maybe holding a lock of that very file, could neither wait for the
-// lock nor bypass the engine without writing at the wrong place.
-static PROGRAM_HANDLERS: AtomicBool = AtomicBool::new(false);
-
-/// True once the program has installed a handler of its own.
-pub fn program_handlers() -> bool {
-    PROGRAM_HANDLERS.load(Ordering::Relaxed)
-}
-
-/// Notes the handler a program installs (`SIG_DFL`/`SIG_IGN` are none).
-fn note_handler(handler: libc::sighandler_t) {
-    if handler != libc::SIG_DFL && handler != libc::SIG_IGN && !is_ours(handler) {
-        PROGRAM_HANDLERS.store(true, Ordering::Relaxed);
-    }
-}
-
-/// `sigaction` as the program calls it: the shim stands in for `SIG_DFL`
-/// of fatal signals and notes handlers of the program's own.
+/// `sigaction` as the program calls it: a handler of its own runs through
+/// the trampoline of `held` (held back while its thread is inside the
+/// shim), the shim stands in for `SIG_DFL` of fatal signals, and the
+/// program is shown the actions it installed.
 ///
 /// # Safety
 /// As for `sigaction(2)`.
@@ -71,17 +55,30 @@ pub unsafe fn program_sigaction(
     act: *const libc::sigaction,
     old: *mut libc::sigaction,
 ) -> c_int {
+    let was = held::recorded(sig);
     // SAFETY: `act` is null or points to a sigaction (the caller's contract).
-    if let Some(a) = unsafe { act.as_ref() } {
-        note_handler(a.sa_sigaction);
-    }
-    if managed(sig) {
+    let new = unsafe { act.as_ref() };
+    let r = match new {
+        Some(a) if held::wraps(sig, a.sa_sigaction) => {
+            let ours = held::wrap(sig, a);
+            // SAFETY: `ours` is a valid action; `old` is the caller's.
+            unsafe { real::sigaction(sig, &ours, old) }
+        }
         // SAFETY: the caller's arguments.
-        unsafe { sigaction(sig, act, old) }
-    } else {
+        _ if managed(sig) => unsafe { sigaction(sig, act, old) },
         // SAFETY: the caller's arguments.
-        unsafe { real::sigaction(sig, act, old) }
+        _ => unsafe { real::sigaction(sig, act, old) },
+    };
+    if r == 0 {
+        if new.is_some_and(|a| !held::wraps(sig, a.sa_sigaction)) {
+            held::forget(sig);
+        }
+        // SAFETY: `old` is null or was just filled by the call.
+        if let Some(o) = unsafe { old.as_mut() } {
+            held::translate(o, was);
+        }
     }
+    r
 }
 
 /// `signal`, `bsd_signal`, `sysv_signal` (`flags` tell which) as the
@@ -94,15 +91,9 @@ pub unsafe fn program_signal(
     handler: libc::sighandler_t,
     flags: c_int,
 ) -> libc::sighandler_t {
-    note_handler(handler);
-    if managed(sig) {
-        // SAFETY: the caller's arguments.
-        unsafe { signal_via(sig, handler, flags, sigaction) }
-    } else {
-        // Glibc's semantics through the real sigaction.
-        // SAFETY: the caller's arguments.
-        unsafe { signal_via(sig, handler, flags, real::sigaction) }
-    }
+    // Glibc's semantics, through the program's sigaction.
+    // SAFETY: the caller's arguments.
+    unsafe { signal_via(sig, handler, flags, program_sigaction) }
 }
 
 /// True for a signal the shim may stand in for.
@@ -197,13 +188,20 @@ pub fn set_owned(sig: c_int, owned: bool) {
 
 /// From the constructor: stand in for every fatal signal still at SIG_DFL.
 pub fn install() {
-    // Handlers installed before the shim loaded (another constructor).
+    // Handlers installed before the shim loaded (another constructor) go
+    // through the trampoline too.
     for sig in 1..libc::SIGRTMIN() {
         // SAFETY: a plain C struct the call fills.
         let mut cur: libc::sigaction = unsafe { std::mem::zeroed() };
         // SAFETY: queries only; `cur` is writable.
-        if unsafe { real::sigaction(sig, std::ptr::null(), &mut cur) } == 0 {
-            note_handler(cur.sa_sigaction);
+        if unsafe { real::sigaction(sig, std::ptr::null(), &mut cur) } == 0
+            && held::wraps(sig, cur.sa_sigaction)
+        {
+            let ours = held::wrap(sig, &cur);
+            // SAFETY: the same action through the trampoline.
+            if unsafe { real::sigaction(sig, &ours, std::ptr::null_mut()) } != 0 {
+                held::forget(sig);
+            }
         }
     }
     for &sig in FATAL {
