@@ -26,7 +26,8 @@ pub struct Config {
     /// Worker threads shared by all files, started on demand.
     pub workers: usize,
     /// Oldest a pending write may get while the program goes on writing
-    /// (`CONVEYOR_MAX_AGE`): a write waits until older data is on storage.
+    /// (`CONVEYOR_MAX_AGE`): a write waits until older data is on storage;
+    /// and oldest read-ahead data may get before it is read again.
     pub max_age: Duration,
 }
 

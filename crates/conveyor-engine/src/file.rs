@@ -549,6 +549,7 @@ the program gets the error at its next write, fsync or close",
         let want = (end - off) as usize;
         let sz = self.sizes();
         let mut st = self.lock();
+        st.ra.expire(handle, t0, self.shared.cfg.max_age);
         if st.ra.observe(handle, off, want, &sz) {
             let budget = &self.shared.budget;
             let plans = st

@@ -6,15 +6,24 @@
 //! dropped, and chunks still loading are marked stale and dropped on arrival
 //! (the generation check of libconveyor, per chunk). End of file is never
 //! cached: bytes past a short chunk are always asked of storage again.
+//! Nothing is kept longer than the maximum age: another process may have
+//! changed the file without any barrier this process could see.
 
 use crate::budget::Reservation;
 use std::collections::VecDeque;
 use std::ops::Range;
+use std::time::{Duration, Instant};
 
 enum State {
-    Loading { stale: bool },
-    // The bytes are `mem.buf[..valid]`.
-    Ready { mem: Reservation, valid: usize },
+    Loading {
+        stale: bool,
+    },
+    // The bytes are `mem.buf[..valid]`, read from storage at `at`.
+    Ready {
+        mem: Reservation,
+        valid: usize,
+        at: Instant,
+    },
 }
 
 struct Chunk {
@@ -178,6 +187,22 @@ impl ReadAhead {
         out
     }
 
+    /// Drops the handle's chunks when one of them was read from storage
+    /// `max_age` or more before `now`. All of them, so that prefetching
+    /// starts again at the reader rather than leaving a gap it would read
+    /// in small direct requests.
+    pub fn expire(&mut self, handle: u64, now: Instant, max_age: Duration) {
+        if let Some(s) = self.streams.iter_mut().find(|s| s.handle == handle) {
+            let old = |c: &Chunk| match c.state {
+                State::Ready { at, .. } => now.saturating_duration_since(at) >= max_age,
+                State::Loading { .. } => false,
+            };
+            if s.chunks.iter().any(old) {
+                s.chunks.clear();
+            }
+        }
+    }
+
     /// What the handle's cache holds at `off`.
     pub fn lookup(&self, handle: u64, off: u64) -> Lookup<'_> {
         let Some(s) = self.streams.iter().find(|s| s.handle == handle) else {
@@ -190,7 +215,7 @@ impl ReadAhead {
             return match &c.state {
                 State::Loading { stale: false } => Lookup::Loading,
                 State::Loading { stale: true } => Lookup::Miss,
-                State::Ready { mem, valid } => {
+                State::Ready { mem, valid, .. } => {
                     let rel = (off - c.off) as usize;
                     if rel < *valid {
                         Lookup::Ready(&mem.buf[rel..*valid])
@@ -221,6 +246,7 @@ impl ReadAhead {
                 s.chunks[i].state = State::Ready {
                     mem: p.mem,
                     valid: n,
+                    at: Instant::now(),
                 };
             }
             _ => {

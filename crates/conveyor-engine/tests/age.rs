@@ -75,3 +75,41 @@ fn storage_never_falls_more_than_the_maximum_age_behind() {
     let waits = engine.totals(false).buffer_full_waits;
     assert!(waits > 0, "the writer never had to wait for storage");
 }
+
+/// Read-ahead data is not served past the maximum age: a file another
+/// process rewrote (here: storage changed behind the engine, with no
+/// barrier) is read again once the cached copy is that old. Without the
+/// rule the reader keeps getting the old bytes from its window.
+#[test]
+fn cached_reads_are_read_again_after_the_maximum_age() {
+    let max_age = Duration::from_millis(40);
+    let engine = Engine::new(Config {
+        max_age,
+        ..Config::default()
+    });
+    let storage = Arc::new(MemBackend::with_data(
+        MockConfig::default(),
+        vec![b'a'; 1 << 20],
+    ));
+    let h = engine.open(
+        FileKey { dev: 1, ino: 2 },
+        "cached",
+        Arc::clone(&storage) as Arc<dyn Backend>,
+        Mode::READ,
+    );
+    let mut buf = vec![0u8; BLOCK];
+    for _ in 0..4 {
+        assert_eq!(h.read(&mut buf).expect("read"), BLOCK);
+        assert!(buf.iter().all(|&b| b == b'a'));
+    }
+    // The window now holds the next bytes; another writer changes them.
+    storage.set_contents(vec![b'b'; 1 << 20]);
+    std::thread::sleep(max_age + Duration::from_millis(10));
+    assert_eq!(h.read(&mut buf).expect("read"), BLOCK);
+    assert!(
+        buf.iter().all(|&b| b == b'b'),
+        "read-ahead data older than {max_age:?} was served"
+    );
+    let st = engine.totals(false);
+    assert!(st.read_ahead_hits > 0, "nothing was read ahead: {st:?}");
+}
