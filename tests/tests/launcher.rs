@@ -23,37 +23,47 @@ fn run(
     c.output().expect("run conveyor")
 }
 
-/// dd through the launcher: identical output, and its writes were managed.
-#[test]
-fn run_accelerates_a_real_program() {
-    let dir = TempDir::new("launch");
-    std::fs::write(dir.path().join("src.bin"), pattern(11, 1 << 20)).unwrap();
-    let counts = dir.path().join("counts");
-    let out = run(
-        conveyor(),
-        &[
-            "run",
-            "--path",
-            ".",
-            "--",
-            "dd",
-            "if=src.bin",
-            "of=out.bin",
-            "bs=4k",
-        ],
-        dir.path(),
-        Some(&counts),
-    );
-    ok(&out, "conveyor run dd");
+/// Runs `bin run --path . -- dd` in `dir` with `env` set, and checks that
+/// dd's output is identical to its input and its writes were managed.
+fn dd_through(bin: &std::path::Path, dir: &std::path::Path, env: &[(&str, &std::path::Path)]) {
+    std::fs::write(dir.join("src.bin"), pattern(11, 1 << 20)).unwrap();
+    let counts = dir.join("counts");
+    let mut c = Command::new(bin);
+    c.args([
+        "run",
+        "--path",
+        ".",
+        "--",
+        "dd",
+        "if=src.bin",
+        "of=out.bin",
+        "bs=4k",
+    ])
+    .current_dir(dir)
+    .env_remove("LD_PRELOAD")
+    .env_remove("CONVEYOR_PATHS")
+    .env("CONVEYOR_TEST_COUNTS", &counts);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().expect("run conveyor");
+    ok(&out, &format!("{} run dd", bin.display()));
     assert_eq!(
-        std::fs::read(dir.path().join("out.bin")).unwrap(),
-        std::fs::read(dir.path().join("src.bin")).unwrap()
+        std::fs::read(dir.join("out.bin")).unwrap(),
+        std::fs::read(dir.join("src.bin")).unwrap()
     );
     let text = std::fs::read_to_string(&counts).expect("the shim was not loaded: no counts");
     assert!(
         text.lines().any(|l| l.starts_with("write ")),
         "no managed write: {text}"
     );
+}
+
+/// dd through the launcher: identical output, and its writes were managed.
+#[test]
+fn run_accelerates_a_real_program() {
+    let dir = TempDir::new("launch");
+    dd_through(conveyor(), dir.path(), &[]);
 }
 
 /// The command's exit status and terminating signal are the launcher's.
@@ -99,37 +109,8 @@ fn lone_launcher_unpacks_its_embedded_shim() {
     let dir = TempDir::new("launch-lone");
     let lonely = dir.path().join("conveyor");
     std::fs::copy(conveyor(), &lonely).unwrap();
-    std::fs::write(dir.path().join("src.bin"), pattern(12, 1 << 20)).unwrap();
-    let counts = dir.path().join("counts");
     let cache = dir.path().join("cache");
-    let out = Command::new(&lonely)
-        .args([
-            "run",
-            "--path",
-            ".",
-            "--",
-            "dd",
-            "if=src.bin",
-            "of=out.bin",
-            "bs=4k",
-        ])
-        .current_dir(dir.path())
-        .env_remove("LD_PRELOAD")
-        .env_remove("CONVEYOR_PATHS")
-        .env("XDG_CACHE_HOME", &cache)
-        .env("CONVEYOR_TEST_COUNTS", &counts)
-        .output()
-        .unwrap();
-    ok(&out, "a lone conveyor run dd");
-    assert_eq!(
-        std::fs::read(dir.path().join("out.bin")).unwrap(),
-        std::fs::read(dir.path().join("src.bin")).unwrap()
-    );
-    let text = std::fs::read_to_string(&counts).expect("the shim was not loaded: no counts");
-    assert!(
-        text.lines().any(|l| l.starts_with("write ")),
-        "no managed write: {text}"
-    );
+    dd_through(&lonely, dir.path(), &[("XDG_CACHE_HOME", &cache)]);
     let unpacked: Vec<_> = std::fs::read_dir(cache.join("conveyor"))
         .unwrap()
         .flatten()
