@@ -40,13 +40,18 @@ static FLAGS: [AtomicI32; SLOTS] = [const { AtomicI32::new(0) }; SLOTS];
 const KEPT: usize = 4;
 
 thread_local! {
-    // Signals held back on this thread, one bit per number. Written only by
+    // Signals held back on this thread, bit `n - 1` for signal n. Written only by
     // the trampoline while the thread is inside the shim, read only by
     // `run_held` after it left (so the two never interleave).
     static HELD: Cell<u64> = const { Cell::new(0) };
     // Their siginfo, for SA_SIGINFO handlers.
     // SAFETY: an all-zero siginfo_t is a valid value of the C struct.
     static INFO: Cell<[siginfo_t; KEPT]> = const { Cell::new(unsafe { std::mem::zeroed() }) };
+}
+
+/// The bit of `sig` (1 to 64) in `HELD`.
+fn bit(sig: c_int) -> Option<u64> {
+    index(sig).map(|i| 1u64 << (i - 1))
 }
 
 fn index(sig: c_int) -> Option<usize> {
@@ -116,7 +121,7 @@ extern "C" fn trampoline(sig: c_int, info: *mut siginfo_t, uctx: *mut c_void) {
 
 /// Keeps `sig` for `run_held` (signal context: only this thread's cells).
 fn hold(sig: c_int, info: *const siginfo_t) {
-    let bit = 1u64 << (sig as u32 & 63);
+    let Some(bit) = bit(sig) else { return };
     let _ = HELD.try_with(|h| h.set(h.get() | bit));
     let _ = INFO.try_with(|cell| {
         let mut kept = cell.get();
@@ -169,7 +174,7 @@ pub fn run_held() {
         .try_with(|c| c.replace(unsafe { std::mem::zeroed() }))
         .unwrap_or_else(|_| unsafe { std::mem::zeroed() });
     let saved = real::errno();
-    for sig in (1..64).filter(|s| bits & (1u64 << s) != 0) {
+    for sig in (1..SLOTS as c_int).filter(|&s| bit(s).is_some_and(|b| bits & b != 0)) {
         let mut info = kept
             .iter()
             .find(|k| k.si_signo == sig)
