@@ -186,8 +186,8 @@ pub fn run_held() {
         // look at the interrupted context get an empty one.
         let mut uctx: libc::ucontext_t = unsafe { std::mem::zeroed() };
         // The action's mask, plus the signal itself unless SA_NODEFER.
-        // SAFETY: plain C structs the calls fill or read.
         let mut mask = old;
+        // SAFETY: plain C structs the calls fill or read.
         unsafe {
             let mut cur: libc::sigaction = std::mem::zeroed();
             if real::sigaction(sig, std::ptr::null(), &mut cur) == 0 {
