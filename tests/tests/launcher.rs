@@ -298,6 +298,7 @@ fn doctor_explains_each_path() {
             &s(&sel.join("new")),
         ])
         .env("CONVEYOR_IO_SIZE", "12Q")
+        .env("CONVEYOR_MAX_AGE", "soon")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
@@ -325,6 +326,10 @@ fn doctor_explains_each_path() {
     );
     assert!(
         line("CONVEYOR_IO_SIZE").contains("\"12Q\" is not a size"),
+        "{text}"
+    );
+    assert!(
+        line("CONVEYOR_MAX_AGE").contains("\"soon\" is not a duration"),
         "{text}"
     );
     // Nothing selected at all.
