@@ -233,12 +233,12 @@ impl File {
                 }
                 Put::Full => {
                     self.rec.add(|c| &c.buffer_full_waits, 1);
-                    let batches = self.pump(&mut st);
-                    if batches.is_empty() {
+                    let n = self.cut(&mut st);
+                    if n == 0 {
                         st = self.wait(st);
                     } else {
                         drop(st);
-                        self.dispatch(batches);
+                        self.start(n);
                         st = self.lock();
                     }
                     // What this write queued before a failure was dropped
@@ -261,9 +261,9 @@ impl File {
         // a batch completes, so waking and starting workers stays off the
         // application's write path.
         if st.wb.in_flight() == 0 {
-            let batches = self.pump(&mut st);
+            let n = self.cut(&mut st);
             drop(st);
-            self.dispatch(batches);
+            self.start(n);
         }
         Ok(end)
     }
@@ -311,19 +311,15 @@ impl File {
         Ok(end)
     }
 
-    fn pump(&self, st: &mut State) -> Vec<Batch> {
-        let mut out = Vec::new();
+    /// Cuts what can go to storage now into batches and queues them;
+    /// returns how many jobs to start for them (with [`File::start`], after
+    /// the lock is released).
+    fn cut(&self, st: &mut State) -> usize {
+        let mut n = 0;
         while let Some(b) = st.wb.next_batch(self.shared.cfg.io_size, st.aimd.limit()) {
-            out.push(b);
+            st.ready.push_back(b);
+            n += 1;
         }
-        out
-    }
-
-    /// Queues `batches` to be written and returns how many jobs to start
-    /// for them (with [`File::start`], after the lock is released).
-    fn queue(st: &mut State, batches: Vec<Batch>) -> usize {
-        let n = batches.len();
-        st.ready.extend(batches);
         n
     }
 
@@ -333,12 +329,6 @@ impl File {
             let f = Arc::clone(self);
             self.shared.pool.submit(Box::new(move || f.run_ready()));
         }
-    }
-
-    /// Cuts and queues what can go to storage now, starting workers for it.
-    fn dispatch(self: &Arc<Self>, batches: Vec<Batch>) {
-        let n = Self::queue(&mut self.lock(), batches);
-        self.start(n);
     }
 
     /// A worker's job: writes queued batches until none is left (a waiting
@@ -399,8 +389,7 @@ the program gets the error at its next write, fsync or close",
             .file
             .inflight_limit
             .store(st.aimd.limit() as u64, Relaxed);
-        let next = self.pump(&mut st);
-        let n = Self::queue(&mut st, next);
+        let n = self.cut(&mut st);
         drop(st);
         self.cv.notify_all();
         n
@@ -423,8 +412,7 @@ the program gets the error at its next write, fsync or close",
         // Batches this thread queued without starting a job for them.
         let mut owed: usize = 0;
         while st.wb.done_below() < target {
-            let batches = self.pump(&mut st);
-            owed += Self::queue(&mut st, batches);
+            owed += self.cut(&mut st);
             // This thread waits anyway: it writes the next batch itself
             // rather than wait for a worker to wake up and take it, and
             // starts workers for the others.
