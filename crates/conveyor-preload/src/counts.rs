@@ -28,7 +28,8 @@ pub fn hit(name: &'static str) {
         return;
     }
     // A signal handler's call can arrive while this thread holds the lock
-    // (counting runs before the call blocks signals): that one is skipped.
+    // (counting runs before the hook enters the guard, so the handler is
+    // not held back): that one is skipped.
     if IN_HIT.with(|b| b.replace(true)) {
         return;
     }

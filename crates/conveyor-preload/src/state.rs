@@ -30,8 +30,8 @@ static SHIM: [OnceLock<Shim>; GENERATIONS] = [const { OnceLock::new() }; GENERAT
 // The slot of this process. Written only by the constructor and in a
 // freshly forked child, where no other thread exists yet.
 static GEN: AtomicUsize = AtomicUsize::new(0);
-// True once the state is built and this process may use it (false in a
-// forked child, whose copy of the engine has no worker threads).
+// True once the state is built and this process may use it (false after a
+// bad setting, and in a forked descendant beyond `GENERATIONS`).
 static ACTIVE: AtomicBool = AtomicBool::new(false);
 static OWNER: AtomicI32 = AtomicI32::new(0);
 

@@ -63,7 +63,7 @@ fn index(sig: c_int) -> Option<usize> {
 pub fn wraps(sig: c_int, handler: libc::sighandler_t) -> bool {
     handler != libc::SIG_DFL
         && handler != libc::SIG_IGN
-        && handler != trampoline as *const () as libc::sighandler_t
+        && !is_trampoline(handler)
         && !IMMEDIATE.contains(&sig)
         && index(sig).is_some()
 }

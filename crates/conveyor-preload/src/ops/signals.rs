@@ -7,9 +7,10 @@
 //! and returns; a dedicated thread, started with the first managed file,
 //! does the flush and then re-sends the signal, whose action `SA_RESETHAND`
 //! has already put back to the default. So no lock or allocation ever
-//! happens in signal context. Signals the program handles or ignores are
-//! never touched; `signal`/`sigaction` are hooked so that the program sees
-//! `SIG_DFL` where the shim's handler stands in for it.
+//! happens in signal context. Signals the program ignores are never
+//! touched, and handlers of its own run through the trampoline of `held`;
+//! `signal`/`sigaction` are hooked so that the program sees the actions it
+//! installed (`SIG_DFL` where the shim's handler stands in for it).
 
 use super::held;
 use crate::{backend, real, state};
