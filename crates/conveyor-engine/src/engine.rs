@@ -3,6 +3,7 @@
 
 use crate::backend::Backend;
 use crate::budget::Budget;
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::file::{File, Shared};
 use crate::handle::{Handle, Mode};
@@ -64,6 +65,16 @@ impl Engine {
     /// As `new`, with `start` run first in every worker thread the engine
     /// starts (to set up what a thread inherits, such as its signal mask).
     pub fn with_thread_start(cfg: Config, start: fn()) -> Engine {
+        Engine::build(cfg, start, Arc::new(SystemClock))
+    }
+
+    /// As `new`, with the age rules (`Config::max_age`) reading `clock`
+    /// instead of the real clock: tests move time by hand.
+    pub fn with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Engine {
+        Engine::build(cfg, || {}, clock)
+    }
+
+    fn build(cfg: Config, start: fn(), clock: Arc<dyn Clock>) -> Engine {
         let cfg = cfg.normalized();
         let totals = Arc::new(Counters::default());
         totals
@@ -74,6 +85,7 @@ impl Engine {
             budget: Arc::new(Budget::new(cfg.max_memory)),
             totals,
             closed: Mutex::new(VecDeque::new()),
+            clock,
             cfg,
         };
         Engine {

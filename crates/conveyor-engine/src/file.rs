@@ -10,6 +10,7 @@ use crate::age::Ages;
 use crate::aimd::Aimd;
 use crate::backend::Backend;
 use crate::budget::{Budget, Reservation};
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::{Errno, Result};
 use crate::pool::Pool;
@@ -31,6 +32,8 @@ pub(crate) struct Shared {
     pub budget: Arc<Budget>,
     pub totals: Arc<Counters>,
     pub closed: Mutex<VecDeque<(String, Arc<Counters>)>>,
+    /// Time for the age rules (real time but in tests).
+    pub clock: Arc<dyn Clock>,
 }
 
 struct State {
@@ -176,7 +179,8 @@ impl File {
                 .and_then(|_| self.write_direct(off, data))
                 .map(Some)
         } else {
-            self.write_buffered(off, data, seen, t0).map(Some)
+            self.write_buffered(off, data, seen, self.shared.clock.now())
+                .map(Some)
         };
         if res.is_ok() {
             self.rec.add(|c| &c.app_write_bytes, len);
@@ -537,12 +541,13 @@ the program gets the error at its next write, fsync or close",
         let want = (end - off) as usize;
         let sz = self.sizes();
         let mut st = self.lock();
-        st.ra.expire(handle, t0, self.shared.cfg.max_age);
+        let now = self.shared.clock.now();
+        st.ra.expire(handle, now, self.shared.cfg.max_age);
         if st.ra.observe(handle, off, want, &sz) {
             let budget = &self.shared.budget;
-            let plans = st
-                .ra
-                .plan(handle, off, want, &sz, |n| Reservation::try_new(budget, n));
+            let plans = st.ra.plan(handle, off, want, &sz, now, |n| {
+                Reservation::try_new(budget, n)
+            });
             if !plans.is_empty() {
                 drop(st);
                 self.prefetch(plans);

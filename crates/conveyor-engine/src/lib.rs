@@ -30,6 +30,7 @@ mod aimd;
 #[allow(unsafe_code)] // FileBackend calls pwritev, writev, lseek and fallocate.
 pub mod backend;
 mod budget;
+pub mod clock;
 pub mod config;
 mod engine;
 pub mod error;
@@ -43,6 +44,7 @@ pub mod stats;
 mod write_buffer;
 
 pub use backend::{Backend, FileBackend};
+pub use clock::{Clock, SystemClock};
 pub use config::{parse_duration, parse_size, Config, DurationError, SizeError};
 pub use engine::{Engine, FileKey, FileReport, Gauges};
 pub use error::{Errno, Result};

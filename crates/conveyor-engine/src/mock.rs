@@ -3,10 +3,11 @@
 //! logs every request so tests can count them and check their sizes.
 
 use crate::backend::Backend;
+use crate::clock::Clock;
 use crate::error::{Errno, Result};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 /// Kind of a logged request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,6 +84,9 @@ pub struct MemBackend {
     faults: Mutex<Vec<Fault>>,
     log: Mutex<Vec<Request>>,
     writer: Mutex<()>,
+    // While true, write and append requests wait before doing anything.
+    gate: Mutex<bool>,
+    gate_cv: Condvar,
     calls: AtomicU64,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
@@ -106,6 +110,8 @@ impl MemBackend {
             faults: Mutex::new(Vec::new()),
             log: Mutex::new(Vec::new()),
             writer: Mutex::new(()),
+            gate: Mutex::new(false),
+            gate_cv: Condvar::new(),
             calls: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
@@ -140,6 +146,26 @@ impl MemBackend {
     /// Forgets the logged requests.
     pub fn clear_requests(&self) {
         lock(&self.log).clear();
+    }
+
+    /// Holds every write and append request that starts from now on (and
+    /// any that has not passed the gate yet) until [`MemBackend::open_gate`]:
+    /// storage then makes progress only when the test lets it.
+    pub fn close_gate(&self) {
+        *lock(&self.gate) = true;
+    }
+
+    /// Lets held and later write requests go on.
+    pub fn open_gate(&self) {
+        *lock(&self.gate) = false;
+        self.gate_cv.notify_all();
+    }
+
+    fn pass_gate(&self) {
+        let mut closed = lock(&self.gate);
+        while *closed {
+            closed = self.gate_cv.wait(closed).unwrap_or_else(|p| p.into_inner());
+        }
     }
 
     /// Requests still executing.
@@ -256,6 +282,7 @@ impl Backend for MemBackend {
 
     fn pwritev(&self, bufs: &[&[u8]], offset: u64) -> Result<usize> {
         let _serial = self.cfg.serial_writes.then(|| lock(&self.writer));
+        self.pass_gate();
         self.begin(self.cfg.write_latency)?;
         let len = total(bufs);
         let res = match self.fault(Op::Write, offset, len) {
@@ -273,6 +300,7 @@ impl Backend for MemBackend {
 
     fn append(&self, bufs: &[&[u8]]) -> Result<(usize, Option<u64>)> {
         let _serial = self.cfg.serial_writes.then(|| lock(&self.writer));
+        self.pass_gate();
         self.begin(self.cfg.write_latency)?;
         let len = total(bufs);
         let mut data = lock(&self.data);
@@ -345,5 +373,42 @@ impl Backend for MemBackend {
             done: 0,
         });
         Ok(n)
+    }
+}
+
+/// A clock that moves only when told to ([`ManualClock::advance`]), for
+/// tests of the age rules that must not depend on how fast the machine is.
+#[derive(Debug)]
+pub struct ManualClock {
+    base: Instant,
+    // Nanoseconds past `base`.
+    offset: AtomicU64,
+}
+
+impl ManualClock {
+    /// A clock standing at the moment it was made.
+    pub fn new() -> ManualClock {
+        ManualClock {
+            base: Instant::now(),
+            offset: AtomicU64::new(0),
+        }
+    }
+
+    /// Moves the clock forward by `d`.
+    pub fn advance(&self, d: Duration) {
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.offset.fetch_add(ns, Ordering::SeqCst);
+    }
+}
+
+impl Default for ManualClock {
+    fn default() -> ManualClock {
+        ManualClock::new()
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Instant {
+        self.base + Duration::from_nanos(self.offset.load(Ordering::SeqCst))
     }
 }

@@ -15,21 +15,18 @@ use std::ops::Range;
 use std::time::{Duration, Instant};
 
 enum State {
-    Loading {
-        stale: bool,
-    },
-    // The bytes are `mem.buf[..valid]`, read from storage at `at`.
-    Ready {
-        mem: Reservation,
-        valid: usize,
-        at: Instant,
-    },
+    Loading { stale: bool },
+    // The bytes are `mem.buf[..valid]`.
+    Ready { mem: Reservation, valid: usize },
 }
 
 struct Chunk {
     id: u64,
     off: u64,
     len: usize,
+    // When the request for it was issued: its bytes are at least this old
+    // (the request may have been answered any time after).
+    issued: Instant,
     state: State,
 }
 
@@ -136,14 +133,16 @@ impl ReadAhead {
         }
     }
 
-    /// Chunks to start so that `[off, off + len + window)` is covered.
-    /// `reserve` is asked for the memory of each; prefetch stops when it fails.
+    /// Chunks to start at `now` so that `[off, off + len + window)` is
+    /// covered. `reserve` is asked for the memory of each; prefetch stops
+    /// when it fails.
     pub fn plan(
         &mut self,
         handle: u64,
         off: u64,
         len: usize,
         sz: &Sizes,
+        now: Instant,
         mut reserve: impl FnMut(usize) -> Option<Reservation>,
     ) -> Vec<Prefetch> {
         let mut id = self.next_id;
@@ -171,6 +170,7 @@ impl ReadAhead {
                 id,
                 off: next,
                 len: clen,
+                issued: now,
                 state: State::Loading { stale: false },
             });
             out.push(Prefetch {
@@ -187,16 +187,14 @@ impl ReadAhead {
         out
     }
 
-    /// Drops the handle's chunks when one of them was read from storage
-    /// `max_age` or more before `now`. All of them, so that prefetching
+    /// Drops the handle's chunks when one of them was asked of storage
+    /// `max_age` or more before `now` (loaded or still loading: a late
+    /// answer is as old as its request). All of them, so that prefetching
     /// starts again at the reader rather than leaving a gap it would read
     /// in small direct requests.
     pub fn expire(&mut self, handle: u64, now: Instant, max_age: Duration) {
         if let Some(s) = self.streams.iter_mut().find(|s| s.handle == handle) {
-            let old = |c: &Chunk| match c.state {
-                State::Ready { at, .. } => now.saturating_duration_since(at) >= max_age,
-                State::Loading { .. } => false,
-            };
+            let old = |c: &Chunk| now.saturating_duration_since(c.issued) >= max_age;
             if s.chunks.iter().any(old) {
                 s.chunks.clear();
             }
@@ -246,7 +244,6 @@ impl ReadAhead {
                 s.chunks[i].state = State::Ready {
                     mem: p.mem,
                     valid: n,
-                    at: Instant::now(),
                 };
             }
             _ => {

@@ -2,11 +2,16 @@
 //! goes on writing, no write returns while data written more than the
 //! maximum age before it is still only in memory, even when storage is far
 //! slower than the writer and the byte caps alone would let it run seconds
-//! ahead. Without the age rule this fails: with a 16 MiB buffer draining at
-//! 1 MiB per 20 ms, data stays pending for about 300 ms.
+//! ahead.
+//!
+//! Time here is a [`ManualClock`] that only the test moves, and storage
+//! makes progress only when the test opens its gate, so what each check
+//! sees does not depend on how fast the machine is or how its threads are
+//! scheduled.
 
-use conveyor_engine::mock::{MemBackend, MockConfig};
-use conveyor_engine::{Backend, Config, Engine, FileKey, Mode};
+use conveyor_engine::mock::{ManualClock, MemBackend, MockConfig};
+use conveyor_engine::{Backend, Clock, Config, Engine, FileKey, Mode};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,58 +25,83 @@ fn block(i: usize) -> Vec<u8> {
 
 #[test]
 fn storage_never_falls_more_than_the_maximum_age_behind() {
+    const WRITES: usize = 1000;
+    let step = Duration::from_millis(1);
     let max_age = Duration::from_millis(60);
-    let engine = Engine::new(Config {
-        max_age,
-        ..Config::default()
-    });
+    let clock = Arc::new(ManualClock::new());
+    let engine = Engine::with_clock(
+        Config {
+            max_age,
+            ..Config::default()
+        },
+        Arc::clone(&clock) as _,
+    );
     let storage = Arc::new(MemBackend::new(MockConfig {
-        write_latency: Duration::from_millis(20),
         serial_writes: true,
         ..MockConfig::default()
     }));
+    // Storage stands still unless the writer is waiting for it: without
+    // the age rule nothing would ever make it write, and the checks fail.
+    storage.close_gate();
     let h = engine.open(
         FileKey { dev: 1, ino: 1 },
         "aged",
         Arc::clone(&storage) as Arc<dyn Backend>,
         Mode::READ_WRITE,
     );
-    let start = Instant::now();
-    // When each write had returned, for the check below.
-    let mut returned: Vec<Instant> = Vec::new();
-    let mut expected: Vec<u8> = Vec::new();
-    let mut checks = 0;
-    let mut i = 0;
-    while start.elapsed() < Duration::from_millis(800) {
-        let data = block(i);
-        let began = Instant::now();
-        h.write(&data).expect("write");
-        returned.push(Instant::now());
-        expected.extend_from_slice(&data);
-        i += 1;
-        if i % 64 != 0 {
-            continue;
-        }
-        // Every write that had returned more than the maximum age before
-        // this one began is on storage, whole.
-        let old = returned.partition_point(|&r| r + max_age < began);
-        if old == 0 {
-            continue;
-        }
-        let stored = storage.contents();
-        let want = &expected[..old * BLOCK];
-        assert!(
-            stored.len() >= want.len() && &stored[..want.len()] == want,
-            "write {i}: {old} writes older than {max_age:?} are not all on storage \
+    let finished = AtomicBool::new(false);
+    let (checks, expected) = std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            // When each write had returned (by the test's clock).
+            let mut returned: Vec<Instant> = Vec::new();
+            let mut expected: Vec<u8> = Vec::new();
+            let mut checks = 0;
+            for i in 0..WRITES {
+                clock.advance(step);
+                let began = clock.now();
+                let data = block(i);
+                h.write(&data).expect("write");
+                storage.close_gate();
+                returned.push(clock.now());
+                expected.extend_from_slice(&data);
+                // Every write that had returned more than the maximum age
+                // before this one began is on storage, whole.
+                let old = returned.partition_point(|&r| r + max_age < began);
+                if old == 0 {
+                    continue;
+                }
+                let stored = storage.contents();
+                let want = &expected[..old * BLOCK];
+                assert!(
+                    stored.len() >= want.len() && &stored[..want.len()] == want,
+                    "write {i}: {old} writes older than {max_age:?} are not all on storage \
 ({} bytes stored, {} expected)",
-            stored.len(),
-            want.len()
-        );
-        checks += 1;
-    }
+                    stored.len(),
+                    want.len()
+                );
+                checks += 1;
+            }
+            finished.store(true, Ordering::SeqCst);
+            (checks, expected)
+        });
+        // Lets storage go on each time the writer starts waiting for it.
+        let mut seen = 0;
+        while !finished.load(Ordering::SeqCst) && !writer.is_finished() {
+            let waits = engine.totals(false).buffer_full_waits;
+            if waits > seen {
+                seen = waits;
+                storage.open_gate();
+            }
+            std::thread::yield_now();
+        }
+        storage.open_gate();
+        writer.join().expect("writer")
+    });
     h.close().expect("close");
     assert_eq!(storage.contents(), expected, "final contents");
-    assert!(checks > 10, "too few checks ran: {checks} over {i} writes");
+    // Write i begins at (i + 1) ms and the first returned at 1 ms, so
+    // writes 61.. each have older ones to check: the count is exact.
+    assert_eq!(checks, WRITES - 61, "checks that ran");
     let waits = engine.totals(false).buffer_full_waits;
     assert!(waits > 0, "the writer never had to wait for storage");
 }
@@ -83,10 +113,14 @@ fn storage_never_falls_more_than_the_maximum_age_behind() {
 #[test]
 fn cached_reads_are_read_again_after_the_maximum_age() {
     let max_age = Duration::from_millis(40);
-    let engine = Engine::new(Config {
-        max_age,
-        ..Config::default()
-    });
+    let clock = Arc::new(ManualClock::new());
+    let engine = Engine::with_clock(
+        Config {
+            max_age,
+            ..Config::default()
+        },
+        Arc::clone(&clock) as _,
+    );
     let storage = Arc::new(MemBackend::with_data(
         MockConfig::default(),
         vec![b'a'; 1 << 20],
@@ -104,7 +138,7 @@ fn cached_reads_are_read_again_after_the_maximum_age() {
     }
     // The window now holds the next bytes; another writer changes them.
     storage.set_contents(vec![b'b'; 1 << 20]);
-    std::thread::sleep(max_age + Duration::from_millis(10));
+    clock.advance(max_age);
     assert_eq!(h.read(&mut buf).expect("read"), BLOCK);
     assert!(
         buf.iter().all(|&b| b == b'b'),
