@@ -29,6 +29,10 @@ pub struct Config {
     /// (`CONVEYOR_MAX_AGE`): a write waits until older data is on storage;
     /// and oldest read-ahead data may get before it is read again.
     pub max_age: Duration,
+    /// A reader that comes back to a file after a pause this long finds
+    /// its read-ahead data dropped and reads storage again: another
+    /// program may have changed the file meanwhile.
+    pub revalidate_after: Duration,
 }
 
 /// Bytes in one write-behind segment: the unit of buffer memory.
@@ -46,6 +50,7 @@ impl Default for Config {
             max_inflight: 8,
             workers: 16,
             max_age: Duration::from_secs(5),
+            revalidate_after: Duration::from_millis(100),
         }
     }
 }
@@ -64,6 +69,7 @@ impl Config {
         self.max_inflight = self.max_inflight.max(1);
         self.workers = self.workers.max(1);
         self.max_age = self.max_age.max(Duration::from_millis(1));
+        self.revalidate_after = self.revalidate_after.min(self.max_age);
         self
     }
 }

@@ -22,6 +22,18 @@ pub struct FileKey {
     pub ino: u64,
 }
 
+/// What `stat` says of a file that changes when its data does: another
+/// process's write, truncation or rewrite shows in one of these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Attrs {
+    /// `st_size`.
+    pub size: u64,
+    /// `st_mtime` in nanoseconds.
+    pub mtime_ns: i128,
+    /// `st_ctime` in nanoseconds.
+    pub ctime_ns: i128,
+}
+
 /// Statistics of one file.
 #[derive(Clone, Debug)]
 pub struct FileReport {
@@ -160,6 +172,20 @@ impl Engine {
         if let Some(f) = self.find(key) {
             f.invalidate();
         }
+    }
+
+    /// The program saw file `key`'s attributes (a stat by path): see
+    /// [`Handle::observe`].
+    pub fn observe(&self, key: FileKey, a: Attrs) {
+        if let Some(f) = self.find(key) {
+            f.observe(a);
+        }
+    }
+
+    /// True when some file has data not yet on storage.
+    pub fn has_pending(&self) -> bool {
+        let files: Vec<Arc<File>> = self.files().values().filter_map(Weak::upgrade).collect();
+        files.iter().any(|f| f.has_pending())
     }
 
     /// True when some file is open in the engine.

@@ -12,6 +12,7 @@ use crate::backend::Backend;
 use crate::budget::{Budget, Reservation};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::engine::Attrs;
 use crate::error::{Errno, Result};
 use crate::pool::Pool;
 use crate::read_ahead::{Lookup, Prefetch, ReadAhead, Sizes};
@@ -48,6 +49,10 @@ struct State {
     aimd: Aimd,
     // When the pending writes arrived, for the maximum age.
     ages: Ages,
+    // The file's attributes as last seen by the program or at open, and
+    // whether a write of ours reached storage since (which changes them).
+    seen: Option<Attrs>,
+    wrote_since_seen: bool,
     // Batches cut but not yet started. Every batch pushed here has a pool
     // job submitted for it; a thread waiting for the data (flush, close,
     // fsync) may take one first and write it itself, sparing the hand-off
@@ -94,6 +99,8 @@ impl File {
             err: 0,
             aimd: Aimd::new(cfg.max_inflight),
             ages: Ages::new(cfg.max_age),
+            seen: None,
+            wrote_since_seen: false,
             ready: VecDeque::new(),
         };
         File {
@@ -138,6 +145,11 @@ impl File {
     /// this and the stored size.
     pub fn pending_end(&self) -> u64 {
         self.lock().wb.index().end()
+    }
+
+    /// True while data written to the file is not yet all on storage.
+    pub fn has_pending(&self) -> bool {
+        !self.lock().wb.is_idle()
     }
 
     /// Write-behind memory held now and the file's adaptive limit.
@@ -306,6 +318,7 @@ impl File {
             Some(e) => e,
             None => retry(|| backend.size())?,
         };
+        st.wrote_since_seen = true;
         // Only raise a size already known: `end` says nothing of data past it.
         if let Some(s) = st.stored.as_mut() {
             *s = (*s).max(end);
@@ -369,6 +382,7 @@ impl File {
                 if let Some(s) = st.stored.as_mut() {
                     *s = (*s).max(end);
                 }
+                st.wrote_since_seen = true;
                 st.aimd.success(ns);
             }
             Err(e) => {
@@ -470,6 +484,8 @@ the program gets the error at its next write, fsync or close",
         self.ordered(|st| {
             retry(|| st.backend.truncate(len))?;
             st.stored = Some(len);
+            st.wrote_since_seen = true;
+            st.seen = None;
             Ok(())
         })
     }
@@ -479,6 +495,7 @@ the program gets the error at its next write, fsync or close",
         self.ordered(|st| {
             retry(|| st.backend.allocate(mode, off, len))?;
             st.stored = None;
+            st.wrote_since_seen = true;
             Ok(())
         })
     }
@@ -513,6 +530,31 @@ the program gets the error at its next write, fsync or close",
         st.stored = None;
     }
 
+    /// The program (or the shim at open) saw the file's attributes `a`.
+    /// When they differ from what was seen before in a way this process's
+    /// own writes do not explain, another process changed the file: cached
+    /// data and the known size are dropped. Returns true if they were.
+    pub fn observe(&self, a: Attrs) -> bool {
+        let mut st = self.lock();
+        let ours = st.wrote_since_seen || !st.wb.is_idle();
+        let changed = match st.seen {
+            None => false,
+            Some(old) if old == a => false,
+            // Our own writes move the times and grow the file (our own
+            // truncation forgets what was seen); a file smaller than what
+            // is known to be stored was cut by someone else.
+            Some(old) if ours => a.size < st.stored.unwrap_or(old.size).max(old.size),
+            Some(_) => true,
+        };
+        st.seen = Some(a);
+        st.wrote_since_seen = false;
+        if changed {
+            st.ra.invalidate_all();
+            st.stored = None;
+        }
+        changed
+    }
+
     /// Drops cached read-ahead data (another process may change the file).
     pub fn drop_cache(&self) {
         self.lock().ra.invalidate_all();
@@ -542,7 +584,9 @@ the program gets the error at its next write, fsync or close",
         let sz = self.sizes();
         let mut st = self.lock();
         let now = self.shared.clock.now();
-        st.ra.expire(handle, now, self.shared.cfg.max_age);
+        let cfg = &self.shared.cfg;
+        st.ra
+            .expire(handle, now, cfg.max_age, cfg.revalidate_after, &sz);
         if st.ra.observe(handle, off, want, &sz) {
             let budget = &self.shared.budget;
             let plans = st.ra.plan(handle, off, want, &sz, now, |n| {

@@ -242,6 +242,14 @@ impl Handle {
         self.file.pending_end()
     }
 
+    /// The program (or the shim, at open) saw the file's attributes: when
+    /// they changed in a way this process's writes do not explain (another
+    /// process wrote, truncated or rewrote the file), cached data and the
+    /// known size are dropped. Returns true if they were.
+    pub fn observe(&self, a: crate::Attrs) -> bool {
+        self.file.observe(a)
+    }
+
     /// Drops read-ahead data of the file (a lock was taken, or another
     /// program may have changed it).
     pub fn drop_cache(&self) {

@@ -46,7 +46,7 @@ mod write_buffer;
 pub use backend::{Backend, FileBackend};
 pub use clock::{Clock, SystemClock};
 pub use config::{parse_duration, parse_size, Config, DurationError, SizeError};
-pub use engine::{Engine, FileKey, FileReport, Gauges};
+pub use engine::{Attrs, Engine, FileKey, FileReport, Gauges};
 pub use error::{Errno, Result};
 pub use handle::{Handle, Mode};
 pub use stats::{Snapshot, Summary};

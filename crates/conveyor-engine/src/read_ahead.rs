@@ -44,6 +44,8 @@ struct Stream {
     chunks: VecDeque<Chunk>,
     // Storage ended here when last seen; no prefetch past it.
     eof: Option<u64>,
+    // When the handle last read.
+    last_read: Option<Instant>,
 }
 
 /// A prefetch to start: read `len` bytes at `off` for chunk `id` of `handle`.
@@ -91,6 +93,7 @@ impl ReadAhead {
                     sequential: false,
                     chunks: VecDeque::new(),
                     eof: None,
+                    last_read: None,
                 });
                 self.streams.len() - 1
             }
@@ -187,18 +190,30 @@ impl ReadAhead {
         out
     }
 
-    /// Drops the handle's chunks when one of them was asked of storage
-    /// `max_age` or more before `now` (loaded or still loading: a late
-    /// answer is as old as its request). All of them, so that prefetching
-    /// starts again at the reader rather than leaving a gap it would read
-    /// in small direct requests.
-    pub fn expire(&mut self, handle: u64, now: Instant, max_age: Duration) {
-        if let Some(s) = self.streams.iter_mut().find(|s| s.handle == handle) {
-            let old = |c: &Chunk| now.saturating_duration_since(c.issued) >= max_age;
-            if s.chunks.iter().any(old) {
-                s.chunks.clear();
-            }
+    /// A read by `handle` at `now`: drops the handle's chunks when one of
+    /// them was asked of storage `max_age` or more before (loaded or still
+    /// loading: a late answer is as old as its request), or when the
+    /// handle comes back after a pause of `pause` or more (a follower such
+    /// as `tail -f`, or a reader that waited while another program changed
+    /// the file). All of them, so that prefetching starts again at the
+    /// reader rather than leaving a gap it would read in small requests.
+    pub fn expire(
+        &mut self,
+        handle: u64,
+        now: Instant,
+        max_age: Duration,
+        pause: Duration,
+        sz: &Sizes,
+    ) {
+        let s = self.stream(handle, sz.initial);
+        let paused = s
+            .last_read
+            .is_some_and(|l| now.saturating_duration_since(l) >= pause);
+        let old = |c: &Chunk| now.saturating_duration_since(c.issued) >= max_age;
+        if paused || s.chunks.iter().any(old) {
+            s.chunks.clear();
         }
+        s.last_read = Some(now);
     }
 
     /// What the handle's cache holds at `off`.
