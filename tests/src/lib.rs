@@ -5,6 +5,7 @@
 //! conveyor-preload`), so the tests never link the hooks themselves.
 
 pub mod slowfs;
+pub mod twin;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -13,16 +13,18 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// Writes 64 KiB every 10 ms to argv[1] until argv[2] exists; forks a
-/// child first (whose pid it prints) that waits for the same file.
+/// child first (whose pid it prints) that waits for the same file. The
+/// file is opened after the fork: a description open at a fork is shared
+/// with the child, and passes through from then on.
 const WRITER_PY: &str = r#"
 import os, sys, time
-fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-os.write(fd, b"y" * 65536)
 child = os.fork()
 if child == 0:
     while not os.path.exists(sys.argv[2]):
         time.sleep(0.05)
     os._exit(0)
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+os.write(fd, b"y" * 65536)
 print(child, flush=True)
 while not os.path.exists(sys.argv[2]):
     os.write(fd, b"y" * 65536)
@@ -93,8 +95,8 @@ impl Drop for Writer {
         let _ = std::fs::write(&self.stop, "");
         let _ = self.child.kill();
         let _ = self.child.wait();
-        // The forked child holds the file open: the slow filesystem cannot
-        // be unmounted until it is gone (or a zombie).
+        // The forked child keeps running in the slow filesystem's
+        // neighbourhood: wait until it is gone (or a zombie).
         let stat = format!("/proc/{}/stat", self.forked);
         let t = Instant::now();
         while std::fs::read_to_string(&stat).is_ok_and(|s| !s.contains(") Z "))

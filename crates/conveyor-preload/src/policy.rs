@@ -53,6 +53,11 @@ fn passed(key: FileKey) -> bool {
             .map_or(true, |v| v.as_ref().is_some_and(|v| v.contains(&key)))
 }
 
+/// Descriptors at or below this are the standard streams: glibc's stdio
+/// and shell builtins write and read them through internal calls that no
+/// hook sees, so a description there is exposed (`Desc::exposed`).
+pub const LAST_STD_FD: c_int = 2;
+
 /// The file a program just opened with flags that keep it from being
 /// managed (`O_DIRECT`, `O_DSYNC`, `O_SYNC`), if it is a selected regular
 /// file: it then passes through everywhere in this process.
@@ -195,9 +200,8 @@ pub fn manage(shim: &Shim, fd: c_int, flags: c_int) -> Option<Arc<Desc>> {
     crate::live::ensure_started();
     tracing::info!("managing {name} (fd {fd})");
     let handle = shim.engine.open(key, &name, backend.clone(), mode);
-    Some(Arc::new(Desc {
-        handle,
-        backend,
-        key,
-    }))
+    // What the file looks like now: a later stat that differs in a way
+    // this process's writes do not explain means another process changed it.
+    handle.observe(crate::ops::meta::attrs_of!(st));
+    Some(Arc::new(Desc::new(handle, backend, key, fd <= LAST_STD_FD)))
 }

@@ -4,7 +4,9 @@
 
 mod execl;
 mod fd;
+mod meta;
 mod open;
+mod printf;
 mod process;
 mod rw;
 mod signals;

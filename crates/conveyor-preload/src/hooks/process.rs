@@ -2,7 +2,10 @@
 //! posix_spawnp, system, popen, _exit, _Exit: barriers before another
 //! program runs, and flushing before the process ends.
 
-use crate::ops::process::{at_exit, barrier, before_exec, before_fork, in_child, in_parent};
+use crate::ops::process::{
+    at_exit, barrier, before_exec, before_fork, before_spawn, in_child, in_parent, note_spawn_dup2,
+    Reach,
+};
 use crate::real;
 use libc::{c_char, c_int, pid_t, FILE};
 
@@ -57,7 +60,19 @@ exec_hook!(execv(path: *const c_char, argv: *const *const c_char));
 exec_hook!(execvp(file: *const c_char, argv: *const *const c_char));
 exec_hook!(execvpe(file: *const c_char, argv: *const *const c_char, envp: *const *const c_char));
 exec_hook!(fexecve(fd: c_int, argv: *const *const c_char, envp: *const *const c_char));
-exec_hook!(posix_spawn(
+macro_rules! spawn_hook {
+    ($name:ident, $reach:expr, ($($a:ident: $t:ty),*)) => {
+        /// # Safety
+        /// As for the C function of this name.
+        #[no_mangle]
+        pub unsafe extern "C" fn $name($($a: $t),*) -> c_int {
+            before_spawn(stringify!($name), $reach);
+            // SAFETY: the caller's arguments.
+            unsafe { real::$name($($a),*) }
+        }
+    };
+}
+spawn_hook!(posix_spawn, Reach::Spawn, (
     pid: *mut pid_t,
     path: *const c_char,
     fa: *const libc::posix_spawn_file_actions_t,
@@ -65,7 +80,7 @@ exec_hook!(posix_spawn(
     argv: *const *mut c_char,
     envp: *const *mut c_char
 ));
-exec_hook!(posix_spawnp(
+spawn_hook!(posix_spawnp, Reach::Spawn, (
     pid: *mut pid_t,
     file: *const c_char,
     fa: *const libc::posix_spawn_file_actions_t,
@@ -73,13 +88,28 @@ exec_hook!(posix_spawnp(
     argv: *const *mut c_char,
     envp: *const *mut c_char
 ));
-exec_hook!(system(cmd: *const c_char));
+spawn_hook!(system, Reach::Inherited, (cmd: *const c_char));
+
+/// Notes the source descriptor, which the spawned child will `dup2`.
+///
+/// # Safety
+/// As for `posix_spawn_file_actions_adddup2(3)`.
+#[no_mangle]
+pub unsafe extern "C" fn posix_spawn_file_actions_adddup2(
+    fa: *mut libc::posix_spawn_file_actions_t,
+    fd: c_int,
+    newfd: c_int,
+) -> c_int {
+    note_spawn_dup2(fd);
+    // SAFETY: the caller's arguments.
+    unsafe { real::posix_spawn_file_actions_adddup2(fa, fd, newfd) }
+}
 
 /// # Safety
 /// As for `popen(3)`.
 #[no_mangle]
 pub unsafe extern "C" fn popen(cmd: *const c_char, mode: *const c_char) -> *mut FILE {
-    barrier("popen");
+    barrier("popen", Reach::Inherited);
     // SAFETY: the caller's arguments.
     unsafe { real::popen(cmd, mode) }
 }

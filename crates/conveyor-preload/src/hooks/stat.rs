@@ -3,7 +3,7 @@
 //! include data the program wrote that is still pending.
 
 use crate::fdtable::is_managed;
-use crate::ops::meta::{fstat_pending, path_pending, raise};
+use crate::ops::meta::{attrs_of, fstat_pending, observe_fd, observe_key, path_pending, raise};
 use crate::real;
 use conveyor_engine::FileKey;
 use libc::{c_char, c_int, c_uint};
@@ -23,6 +23,8 @@ macro_rules! fstat_hook {
             let r = unsafe { real::$name(fd, buf) };
             if let (0, Some(p)) = (r, pending) {
                 // SAFETY: the call succeeded, so `buf` points to a filled struct.
+                observe_fd(fd, attrs_of!(unsafe { &*buf }));
+                // SAFETY: as above.
                 raise(stringify!($name), p, unsafe { &mut (*buf).st_size });
             }
             r
@@ -47,6 +49,8 @@ macro_rules! fxstat_hook {
             let r = unsafe { real::$name(ver, fd, buf) };
             if let (0, Some(p)) = (r, pending) {
                 // SAFETY: the call succeeded, so `buf` points to a filled struct.
+                observe_fd(fd, attrs_of!(unsafe { &*buf }));
+                // SAFETY: as above.
                 raise(stringify!($name), p, unsafe { &mut (*buf).st_size });
             }
             r
@@ -76,6 +80,7 @@ macro_rules! patch {
                 *$buf = first;
             }
             real::set_errno(saved);
+            observe_key(key, attrs_of!(*$buf));
             raise($name, p, &mut (*$buf).st_size);
         }
     }};
@@ -174,6 +179,21 @@ pub unsafe extern "C" fn statx(
                     *buf = first;
                 }
                 real::set_errno(saved);
+                let b = &*buf;
+                let all = libc::STATX_SIZE | libc::STATX_MTIME | libc::STATX_CTIME;
+                if b.stx_mask & all == all {
+                    let ns = |t: libc::statx_timestamp| {
+                        i128::from(t.tv_sec) * 1_000_000_000 + i128::from(t.tv_nsec)
+                    };
+                    observe_key(
+                        key,
+                        conveyor_engine::Attrs {
+                            size: b.stx_size,
+                            mtime_ns: ns(b.stx_mtime),
+                            ctime_ns: ns(b.stx_ctime),
+                        },
+                    );
+                }
                 let mut size = i64::try_from((*buf).stx_size).unwrap_or(i64::MAX);
                 raise("statx", p, &mut size);
                 (*buf).stx_size = size as u64;

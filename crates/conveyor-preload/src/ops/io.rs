@@ -21,9 +21,11 @@ pub unsafe fn read(name: &'static str, fd: c_int, buf: *mut c_void, n: size_t) -
         || unsafe { real::read(fd, buf, n) },
         // SAFETY: `buf` is writable for `n` bytes (the caller's contract).
         || {
-            d.handle
-                .read(unsafe { slice_mut(buf, n) })
-                .map(|k| k as ssize_t)
+            super::on_desc(fd, &d, || {
+                d.handle
+                    .read(unsafe { slice_mut(buf, n) })
+                    .map(|k| k as ssize_t)
+            })
         },
     )
 }
@@ -49,9 +51,11 @@ pub unsafe fn pread(
         || unsafe { real::pread64(fd, buf, n, off) },
         // SAFETY: `buf` is writable for `n` bytes.
         || {
-            d.handle
-                .pread(unsafe { slice_mut(buf, n) }, offset(off)?)
-                .map(|k| k as ssize_t)
+            super::on_desc(fd, &d, || {
+                d.handle
+                    .pread(unsafe { slice_mut(buf, n) }, offset(off)?)
+                    .map(|k| k as ssize_t)
+            })
         },
     )
 }
@@ -71,9 +75,11 @@ pub unsafe fn write(name: &'static str, fd: c_int, buf: *const c_void, n: size_t
         || unsafe { real::write(fd, buf, n) },
         // SAFETY: `buf` is readable for `n` bytes.
         || {
-            d.handle
-                .write(unsafe { slice(buf, n) })
-                .map(|k| k as ssize_t)
+            super::on_desc(fd, &d, || {
+                d.handle
+                    .write(unsafe { slice(buf, n) })
+                    .map(|k| k as ssize_t)
+            })
         },
     )
 }
@@ -99,9 +105,11 @@ pub unsafe fn pwrite(
         || unsafe { real::pwrite64(fd, buf, n, off) },
         // SAFETY: `buf` is readable for `n` bytes.
         || {
-            d.handle
-                .pwrite(unsafe { slice(buf, n) }, offset(off)?)
-                .map(|k| k as ssize_t)
+            super::on_desc(fd, &d, || {
+                d.handle
+                    .pwrite(unsafe { slice(buf, n) }, offset(off)?)
+                    .map(|k| k as ssize_t)
+            })
         },
     )
 }
@@ -143,29 +151,31 @@ pub unsafe fn readv(
     };
     counts::hit(name);
     guard::run(pass, || {
-        // SAFETY: `iov` points to `cnt` iovecs.
-        let v = unsafe { iovs(iov, cnt) }?;
-        let mut total = 0usize;
-        let start = off.map(offset).transpose()?;
-        for e in v {
-            // SAFETY: each iovec describes a writable buffer.
-            let buf = unsafe { slice_mut(e.iov_base, e.iov_len) };
-            let r = match start {
-                Some(s) => d.handle.pread(buf, s + total as u64),
-                None => d.handle.read(buf),
-            };
-            match r {
-                Ok(k) => {
-                    total += k;
-                    if k < e.iov_len {
-                        break;
+        super::on_desc(fd, &d, || {
+            // SAFETY: `iov` points to `cnt` iovecs.
+            let v = unsafe { iovs(iov, cnt) }?;
+            let mut total = 0usize;
+            let start = off.map(offset).transpose()?;
+            for e in v {
+                // SAFETY: each iovec describes a writable buffer.
+                let buf = unsafe { slice_mut(e.iov_base, e.iov_len) };
+                let r = match start {
+                    Some(s) => d.handle.pread(buf, s + total as u64),
+                    None => d.handle.read(buf),
+                };
+                match r {
+                    Ok(k) => {
+                        total += k;
+                        if k < e.iov_len {
+                            break;
+                        }
                     }
+                    Err(_) if total > 0 => break,
+                    Err(e) => return Err(e),
                 }
-                Err(_) if total > 0 => break,
-                Err(e) => return Err(e),
             }
-        }
-        Ok(total as ssize_t)
+            Ok(total as ssize_t)
+        })
     })
 }
 
@@ -214,29 +224,31 @@ pub unsafe fn writev(
         return r;
     }
     guard::run(pass, || {
-        // SAFETY: `iov` points to `cnt` iovecs.
-        let v = unsafe { iovs(iov, cnt) }?;
-        let joined: Vec<u8>;
-        let data: &[u8] = if v.len() == 1 {
-            // SAFETY: the iovec describes a readable buffer.
-            unsafe { slice(v[0].iov_base, v[0].iov_len) }
-        } else {
-            let mut j = Vec::with_capacity(v.iter().map(|e| e.iov_len).sum());
-            for e in v {
-                // SAFETY: as above.
-                j.extend_from_slice(unsafe { slice(e.iov_base, e.iov_len) });
+        super::on_desc(fd, &d, || {
+            // SAFETY: `iov` points to `cnt` iovecs.
+            let v = unsafe { iovs(iov, cnt) }?;
+            let joined: Vec<u8>;
+            let data: &[u8] = if v.len() == 1 {
+                // SAFETY: the iovec describes a readable buffer.
+                unsafe { slice(v[0].iov_base, v[0].iov_len) }
+            } else {
+                let mut j = Vec::with_capacity(v.iter().map(|e| e.iov_len).sum());
+                for e in v {
+                    // SAFETY: as above.
+                    j.extend_from_slice(unsafe { slice(e.iov_base, e.iov_len) });
+                }
+                joined = j;
+                &joined
+            };
+            let n = match off {
+                Some(o) => d.handle.pwrite(data, offset(o)?)?,
+                None => d.handle.write(data)?,
+            };
+            if flags & (libc::RWF_DSYNC | libc::RWF_SYNC) != 0 {
+                d.handle.sync(flags & libc::RWF_SYNC == 0)?;
             }
-            joined = j;
-            &joined
-        };
-        let n = match off {
-            Some(o) => d.handle.pwrite(data, offset(o)?)?,
-            None => d.handle.write(data)?,
-        };
-        if flags & (libc::RWF_DSYNC | libc::RWF_SYNC) != 0 {
-            d.handle.sync(flags & libc::RWF_SYNC == 0)?;
-        }
-        Ok(n as ssize_t)
+            Ok(n as ssize_t)
+        })
     })
 }
 
@@ -252,23 +264,65 @@ pub unsafe fn lseek(name: &'static str, fd: c_int, off: off64_t, whence: c_int) 
     };
     counts::hit(name);
     guard::run(pass, || {
-        let to = match whence {
-            libc::SEEK_SET => SeekFrom::Start(offset(off)?),
-            libc::SEEK_CUR => SeekFrom::Current(off),
-            libc::SEEK_END => SeekFrom::End(off),
-            libc::SEEK_DATA | libc::SEEK_HOLE => {
-                // Answered by storage, after the pending data is there.
-                d.handle.flush()?;
-                // SAFETY: lseek on our private descriptor.
-                let r = unsafe { real::lseek64(d.backend.fd(), off, whence) };
-                if r < 0 {
-                    return Err(Errno(real::errno()));
+        super::on_desc(fd, &d, || {
+            let to = match whence {
+                libc::SEEK_SET => SeekFrom::Start(offset(off)?),
+                libc::SEEK_CUR => SeekFrom::Current(off),
+                libc::SEEK_END => {
+                    // What storage says now: another process may have cut or
+                    // rewritten the file (a follower seeking to the end).
+                    if let Some(st) = crate::policy::fstat(d.backend.fd()) {
+                        d.handle.observe(super::meta::attrs_of!(st));
+                    }
+                    SeekFrom::End(off)
                 }
-                d.handle.set_position(r as u64);
-                return Ok(r);
-            }
-            _ => return Err(Errno::EINVAL),
-        };
-        d.handle.seek(to).map(|p| p as off64_t)
+                libc::SEEK_DATA | libc::SEEK_HOLE => {
+                    // Answered by storage, after the pending data is there.
+                    d.handle.flush()?;
+                    // SAFETY: lseek on our private descriptor.
+                    let r = unsafe { real::lseek64(d.backend.fd(), off, whence) };
+                    if r < 0 {
+                        return Err(Errno(real::errno()));
+                    }
+                    d.handle.set_position(r as u64);
+                    return Ok(r);
+                }
+                _ => return Err(Errno::EINVAL),
+            };
+            d.handle.seek(to).map(|p| p as off64_t)
+        })
     })
+}
+
+/// Writes `n` bytes of formatted `text` (from `vasprintf`, freed here) to
+/// managed `fd`, all of them as `dprintf` does; returns `n` or -1.
+///
+/// # Safety
+/// `text` is null or a `malloc`ed buffer of at least `n` bytes.
+pub unsafe fn write_all_formatted(
+    name: &'static str,
+    fd: c_int,
+    text: *mut libc::c_char,
+    n: c_int,
+) -> c_int {
+    if n < 0 || text.is_null() {
+        return -1;
+    }
+    let mut done = 0usize;
+    let mut r = n;
+    while done < n as usize {
+        // SAFETY: `text` holds `n` bytes.
+        let k = unsafe { write(name, fd, text.add(done).cast(), n as usize - done) };
+        if k < 0 {
+            if real::errno() == libc::EINTR {
+                continue;
+            }
+            r = -1;
+            break;
+        }
+        done += k as usize;
+    }
+    // SAFETY: `text` came from glibc's allocator.
+    unsafe { libc::free(text.cast()) };
+    r
 }

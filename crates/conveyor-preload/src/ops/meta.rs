@@ -3,7 +3,7 @@
 use super::offset;
 use crate::policy::{is_regular, key_of};
 use crate::{counts, fdtable, guard, real, state};
-use conveyor_engine::FileKey;
+use conveyor_engine::{Attrs, FileKey};
 use libc::c_int;
 
 // A stat size includes pending data: the larger of the pending end and
@@ -28,6 +28,39 @@ pub fn path_pending(key: FileKey, mode: u32) -> Option<u64> {
     shim.engine.pending_end(key)
 }
 
+/// The attributes of a stat result (any of the stat structs).
+macro_rules! attrs_of {
+    ($st:expr) => {
+        conveyor_engine::Attrs {
+            size: u64::try_from($st.st_size).unwrap_or(0),
+            mtime_ns: i128::from($st.st_mtime) * 1_000_000_000 + i128::from($st.st_mtime_nsec),
+            ctime_ns: i128::from($st.st_ctime) * 1_000_000_000 + i128::from($st.st_ctime_nsec),
+        }
+    };
+}
+pub(crate) use attrs_of;
+
+/// The program saw managed `fd`'s file as `a` (its `fstat`): a change
+/// that this process's writes do not explain drops the cached data.
+pub fn observe_fd(fd: c_int, a: Attrs) {
+    if let Some(d) = fdtable::get(fd) {
+        let _ = guard::run(|| 0, || Ok(i32::from(d.handle.observe(a))));
+    }
+}
+
+/// As `observe_fd`, for file `key` seen by path.
+pub fn observe_key(key: FileKey, a: Attrs) {
+    if let Some(shim) = state::get() {
+        let _ = guard::run(
+            || 0,
+            || {
+                shim.engine.observe(key, a);
+                Ok(0)
+            },
+        );
+    }
+}
+
 /// Raises `size` to `pending` (a managed call of hook `name`).
 pub fn raise(name: &'static str, pending: u64, size: &mut i64) {
     counts::hit(name);
@@ -42,7 +75,9 @@ pub fn ftruncate(name: &'static str, fd: c_int, len: i64) -> c_int {
         return pass();
     };
     counts::hit(name);
-    guard::run(pass, || d.handle.truncate(offset(len)?).map(|_| 0))
+    guard::run(pass, || {
+        super::on_desc(fd, &d, || d.handle.truncate(offset(len)?).map(|_| 0))
+    })
 }
 
 /// Before something changes a file by path (`truncate`, an `O_TRUNC`
@@ -146,5 +181,68 @@ pub fn sync_all(name: &'static str) {
                 Ok(0)
             },
         );
+    }
+}
+
+/// Writes the pending data of file `key`, if it has any, before a call
+/// that sets metadata a later data write would change (times, the set-id
+/// bits, capabilities): the data lands first, as without the shim. A
+/// deferred write error stays for the file's next write, fsync or close.
+fn settle_file(name: &'static str, key: FileKey) {
+    let Some(shim) = state::get() else { return };
+    if shim.engine.pending_end(key).is_none() {
+        return;
+    }
+    counts::hit(name);
+    let _ = guard::run(
+        || 0,
+        || {
+            shim.engine.flush_file(key);
+            Ok(0)
+        },
+    );
+}
+
+/// Before a metadata change through descriptor `fd`.
+pub fn before_meta_fd(name: &'static str, fd: c_int) {
+    if let Some(d) = fdtable::get(fd) {
+        settle_file(name, d.key);
+        return;
+    }
+    // Another descriptor of a managed file (O_PATH, say): only when data
+    // is waiting anywhere, so that a program writing nothing pays nothing.
+    let Some(shim) = state::get() else { return };
+    if !shim.engine.has_pending() {
+        return;
+    }
+    if let Some(st) = crate::policy::fstat(fd).filter(|st| is_regular(st.st_mode)) {
+        settle_file(name, key_of(&st));
+    }
+}
+
+/// Before a metadata change of `path` (relative to `dirfd`; `follow`:
+/// symbolic links followed). `path` null means `dirfd` itself.
+///
+/// # Safety
+/// `path` is null or NUL-terminated, as the caller's call requires.
+pub unsafe fn before_meta_path(
+    name: &'static str,
+    dirfd: c_int,
+    path: *const libc::c_char,
+    follow: bool,
+) {
+    if path.is_null() {
+        return before_meta_fd(name, dirfd);
+    }
+    let Some(shim) = state::get() else { return };
+    if !shim.engine.has_pending() {
+        return;
+    }
+    // SAFETY: `st` is a plain C struct the call fills.
+    let mut st: libc::stat64 = unsafe { std::mem::zeroed() };
+    let flags = if follow { 0 } else { libc::AT_SYMLINK_NOFOLLOW };
+    // SAFETY: `path` is NUL-terminated (the caller's contract).
+    if unsafe { real::fstatat64(dirfd, path, &mut st, flags) } == 0 && is_regular(st.st_mode) {
+        settle_file(name, key_of(&st));
     }
 }

@@ -50,7 +50,10 @@ fn offset(o: i64) -> Result<u64, Errno> {
 /// Puts the kernel's offset of `fd` where the engine has it, so the kernel
 /// (or another process) can take over the descriptor.
 fn sync_kernel_offset(fd: libc::c_int, d: &Desc) {
-    set_kernel_offset(fd, d.handle.position());
+    let _ = exposed_before(fd, d);
+    let pos = d.handle.position();
+    set_kernel_offset(fd, pos);
+    d.set_kernel_pos(pos);
 }
 
 fn set_kernel_offset(fd: libc::c_int, pos: u64) {
@@ -59,13 +62,68 @@ fn set_kernel_offset(fd: libc::c_int, pos: u64) {
     unsafe { real::lseek64(fd, pos, libc::SEEK_SET) };
 }
 
+/// Makes description `d` (under `fd`) safe for code without hooks: from
+/// now on the kernel offset follows the engine's after every operation,
+/// and what such code did at the kernel offset is taken over before the
+/// next one (`exposed_before`).
+fn expose(fd: libc::c_int, d: &Desc) -> Result<(), Errno> {
+    if !d.exposed() {
+        d.expose();
+        exposed_after(fd, d);
+    }
+    Ok(())
+}
+
+/// Before an operation on an exposed description: if code without hooks
+/// moved the kernel offset since the shim last set it, it read or wrote
+/// there; its bytes are in the file. Pending data is written first (it
+/// lies before, and must not land over theirs later), the engine adopts
+/// the kernel offset and forgets what it cached.
+fn exposed_before(fd: libc::c_int, d: &Desc) -> Result<(), Errno> {
+    if !d.exposed() {
+        return Ok(());
+    }
+    // SAFETY: lseek on the program's descriptor; no memory involved.
+    let k = unsafe { real::lseek64(fd, 0, libc::SEEK_CUR) };
+    if k >= 0 && k as u64 != d.kernel_pos() {
+        d.handle.flush()?;
+        d.handle.set_position(k as u64);
+        d.set_kernel_pos(k as u64);
+        d.handle.invalidate();
+    }
+    Ok(())
+}
+
+/// After an operation on an exposed description: the kernel offset is
+/// where the engine has it, for whatever code without hooks runs next.
+fn exposed_after(fd: libc::c_int, d: &Desc) {
+    if d.exposed() {
+        let pos = d.handle.position();
+        set_kernel_offset(fd, pos);
+        d.set_kernel_pos(pos);
+    }
+}
+
+/// Runs `op` on managed description `d` under `fd`, keeping an exposed
+/// description's kernel offset in step (see `exposed_before`).
+fn on_desc<T>(
+    fd: libc::c_int,
+    d: &Desc,
+    op: impl FnOnce() -> Result<T, Errno>,
+) -> Result<T, Errno> {
+    exposed_before(fd, d)?;
+    let r = op();
+    exposed_after(fd, d);
+    r
+}
+
 /// Gives the description under `fd` back to the kernel: operations in
 /// progress finish, pending data is written, the kernel offset is set, and
 /// every later operation through any of its fds is the kernel's (even one
 /// that already looked it up in the table). Returns a write error not yet
 /// reported through it.
 fn hand_over(fd: libc::c_int, d: &Desc) -> Result<(), Errno> {
-    let r = d.handle.hand_over(|pos| set_kernel_offset(fd, pos));
+    let r = exposed_before(fd, d).and(d.handle.hand_over(|pos| set_kernel_offset(fd, pos)));
     for (other, od) in fdtable::all() {
         if std::ptr::eq(&*od, d) {
             if let Some(x) = fdtable::remove(other) {

@@ -7,6 +7,7 @@
 use super::sync_kernel_offset;
 use crate::desc::Desc;
 use crate::{counts, fdtable, guard, real, state};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// True if `fd` survives an exec (no `FD_CLOEXEC`).
@@ -16,8 +17,25 @@ fn inherited(fd: libc::c_int) -> bool {
     flags >= 0 && flags & libc::FD_CLOEXEC == 0
 }
 
+/// Which managed descriptions the other program can reach, and so must be
+/// served by the kernel from the barrier on (in this process too: the
+/// description, and its offset, are shared with the other program).
+#[derive(Clone, Copy)]
+pub enum Reach {
+    /// A new program in place of this one, or a child that only execs
+    /// (`system`, `popen`): the descriptors without `FD_CLOEXEC`.
+    Inherited,
+    /// `posix_spawn`: those, and the descriptors its file actions `dup2`
+    /// (which clears `FD_CLOEXEC` on the copy).
+    Spawn,
+    /// A forked child: all of them. Until it execs it can use or `dup2`
+    /// any descriptor (Python's `subprocess` with `stdout=f` does), and it
+    /// runs beside this process, so no description can stay buffered here.
+    All,
+}
+
 /// Makes the files as another program would find them without the shim.
-pub fn barrier(name: &'static str) {
+pub fn barrier(name: &'static str, reach: Reach) {
     let Some(shim) = state::get() else { return };
     if guard::inside() {
         return;
@@ -31,13 +49,14 @@ pub fn barrier(name: &'static str) {
             for (fd, d) in &all {
                 sync_kernel_offset(*fd, d);
             }
-            // A description the other program inherits (an fd without
-            // FD_CLOEXEC) is shared with it: it passes through from now on
-            // here too, or the engine's offset would go stale as the other
-            // program moves the kernel's.
+            let reached = |fd: libc::c_int| match reach {
+                Reach::All => true,
+                Reach::Inherited => inherited(fd),
+                Reach::Spawn => inherited(fd) || spawn_dup2_source(fd),
+            };
             let shared: Vec<&Arc<Desc>> = all
                 .iter()
-                .filter(|(fd, _)| inherited(*fd))
+                .filter(|(fd, _)| reached(*fd))
                 .map(|(_, d)| d)
                 .collect();
             for (fd, d) in &all {
@@ -54,12 +73,45 @@ pub fn barrier(name: &'static str) {
     );
 }
 
+// Descriptors some `posix_spawn_file_actions_adddup2` named as a source,
+// one bit each (a spawn may `dup2` them in the child); `DUP2_HIGH` for one
+// past the bitmap. Never cleared: a stale bit costs only buffering.
+const DUP2_WORDS: usize = 64;
+static DUP2_SOURCES: [AtomicU64; DUP2_WORDS] = [const { AtomicU64::new(0) }; DUP2_WORDS];
+static DUP2_HIGH: AtomicBool = AtomicBool::new(false);
+
+/// A spawn file action will `dup2` descriptor `fd` in the child.
+pub fn note_spawn_dup2(fd: libc::c_int) {
+    match usize::try_from(fd) {
+        Ok(i) if i < DUP2_WORDS * 64 => {
+            DUP2_SOURCES[i / 64].fetch_or(1 << (i % 64), Ordering::Relaxed);
+        }
+        _ => DUP2_HIGH.store(true, Ordering::Relaxed),
+    }
+}
+
+fn spawn_dup2_source(fd: libc::c_int) -> bool {
+    match usize::try_from(fd) {
+        Ok(i) if i < DUP2_WORDS * 64 => {
+            DUP2_SOURCES[i / 64].load(Ordering::Relaxed) & (1 << (i % 64)) != 0
+        }
+        _ => DUP2_HIGH.load(Ordering::Relaxed),
+    }
+}
+
 /// Before an exec: the barrier, and the test counters written out (the
 /// process image, with them, is about to be replaced).
 pub fn before_exec(name: &'static str) {
-    barrier(name);
+    barrier(name, Reach::Inherited);
     // The new image may manage nothing: `top` must not show a stale file.
     crate::live::stop();
+    crate::counts::write_out();
+}
+
+/// Before a child program starts beside this process (`posix_spawn*`,
+/// `system`): the barrier; this process goes on, and stays in `top`.
+pub fn before_spawn(name: &'static str, reach: Reach) {
+    barrier(name, reach);
     crate::counts::write_out();
 }
 
@@ -75,7 +127,7 @@ pub struct ForkHold {
 
 /// Before `fork`: the barrier, then the shim's locks.
 pub fn before_fork(name: &'static str) -> ForkHold {
-    barrier(name);
+    barrier(name, Reach::All);
     ForkHold {
         _retired: super::retire::hold_for_fork(),
         policy: crate::policy::hold_for_fork(),

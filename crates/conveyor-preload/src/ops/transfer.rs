@@ -14,8 +14,13 @@ use libc::c_int;
 fn prepare(name: &'static str, fd: c_int) {
     if let Some(d) = fdtable::get(fd) {
         counts::hit(name);
-        let _ = guard::run(|| 0, || d.handle.flush().map(|_| 0));
-        sync_kernel_offset(fd, &d);
+        let _ = guard::run(
+            || 0,
+            || {
+                sync_kernel_offset(fd, &d);
+                d.handle.flush().map(|_| 0)
+            },
+        );
     }
 }
 
@@ -27,6 +32,7 @@ fn finish(fd: c_int, written: bool) {
         let pos = unsafe { real::lseek64(fd, 0, libc::SEEK_CUR) };
         if pos >= 0 {
             d.handle.set_position(pos as u64);
+            d.set_kernel_pos(pos as u64);
         }
         if written {
             d.handle.invalidate();
@@ -87,5 +93,58 @@ pub fn hand_over(name: &'static str, fd: c_int) {
     if fdtable::is_managed(fd) {
         counts::hit(name);
         let _ = guard::run(|| 0, || demote(fd).map(|_| 0));
+    }
+}
+
+/// Before glibc opens `path` for a stream (`fopen`, `freopen`): the stream
+/// will read and write through internal calls no hook sees, so the file,
+/// if this process manages it, goes to the kernel first (pending data
+/// written, every descriptor of it passed through).
+///
+/// # Safety
+/// `path` is null or NUL-terminated.
+pub unsafe fn before_stream_open(name: &'static str, path: *const libc::c_char) {
+    let Some(shim) = crate::state::get() else {
+        return;
+    };
+    if path.is_null() || !shim.engine.has_files() {
+        return;
+    }
+    // SAFETY: `st` is a plain C struct the call fills.
+    let mut st: libc::stat64 = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is NUL-terminated (the caller's contract).
+    if unsafe { real::fstatat64(libc::AT_FDCWD, path, &mut st, 0) } != 0
+        || !policy::is_regular(st.st_mode)
+    {
+        return;
+    }
+    let key = policy::key_of(&st);
+    if shim.engine.pending_end(key).is_some() {
+        counts::hit(name);
+        let _ = guard::run(
+            || 0,
+            || {
+                super::demote_file(key);
+                Ok(0)
+            },
+        );
+    }
+}
+
+/// After a stream opened descriptor `fd`: a stale entry of that number is
+/// forgotten, and a selected file passes through from now on, so no
+/// descriptor opened later buffers beside the stream.
+pub fn after_stream_open(fd: c_int) {
+    if fd < 0 {
+        return;
+    }
+    fdtable::remove(fd);
+    let Some(shim) = crate::state::get() else {
+        return;
+    };
+    if policy::selected(shim, fd) {
+        if let Some(st) = policy::fstat(fd) {
+            policy::pass_file(policy::key_of(&st));
+        }
     }
 }
