@@ -226,3 +226,21 @@ pub fn tree(dir: &Path) -> Vec<(String, String, Vec<u8>)> {
     out.sort();
     out
 }
+
+/// Copies an executable with `cp` in a child process. A copy made with
+/// `std::fs::copy` holds a writable descriptor in this (multi-threaded)
+/// test process, which a child forked meanwhile by another test inherits
+/// until it execs; running the copy then fails with `ETXTBSY` now and then.
+pub fn copy_executable(src: &Path, dst: &Path) {
+    let st = Command::new("cp")
+        .arg(src)
+        .arg(dst)
+        .status()
+        .expect("run cp");
+    assert!(
+        st.success(),
+        "cp {} {} failed",
+        src.display(),
+        dst.display()
+    );
+}

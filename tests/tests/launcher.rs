@@ -108,7 +108,7 @@ fn lone_launcher_unpacks_its_embedded_shim() {
     use std::os::unix::fs::PermissionsExt;
     let dir = TempDir::new("launch-lone");
     let lonely = dir.path().join("conveyor");
-    std::fs::copy(conveyor(), &lonely).unwrap();
+    conveyor_tests::copy_executable(conveyor(), &lonely);
     let cache = dir.path().join("cache");
     dd_through(&lonely, dir.path(), &[("XDG_CACHE_HOME", &cache)]);
     let unpacked: Vec<_> = std::fs::read_dir(cache.join("conveyor"))
@@ -127,7 +127,7 @@ fn lone_launcher_unpacks_its_embedded_shim() {
 fn missing_shim_lists_where_it_looked() {
     let dir = TempDir::new("launch-noshim");
     let lonely = dir.path().join("conveyor");
-    std::fs::copy(conveyor(), &lonely).unwrap();
+    conveyor_tests::copy_executable(conveyor(), &lonely);
     let not_a_dir = dir.path().join("cache-file");
     std::fs::write(&not_a_dir, b"").unwrap();
     let out = Command::new(&lonely)
@@ -341,7 +341,7 @@ fn doctor_explains_each_path() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("CONVEYOR_PATHS is not set"));
     // Without the shim: exit 1 and where it looked.
     let lonely = dir.path().join("conveyor");
-    std::fs::copy(conveyor(), &lonely).unwrap();
+    conveyor_tests::copy_executable(conveyor(), &lonely);
     let not_a_dir = dir.path().join("cache-file");
     std::fs::write(&not_a_dir, b"").unwrap();
     let out = Command::new(&lonely)

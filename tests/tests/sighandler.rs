@@ -71,3 +71,56 @@ fn signal_handler_io_on_slow_storage() {
     let fs = SlowFs::mount(&["--latency-ms", "1"]);
     run(&fs.mnt(), &bin, 1500, 3000);
 }
+
+/// Runs `sigmeta` (a handler writing the file the main thread asks about)
+/// under the shim; it must finish (a hang is the failure this catches)
+/// and find the file as it wrote it.
+fn run_meta(dir: &Path, loops: u32) {
+    let bins = TempDir::new("sigmeta-bin");
+    let bin = bins.path().join("sigmeta");
+    compile_c(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("c/sigmeta.c"),
+        &bin,
+        &[],
+    );
+    let mut child = std::process::Command::new(&bin)
+        .arg(dir)
+        .arg(loops.to_string())
+        .env("LD_PRELOAD", conveyor_tests::shim())
+        .env("CONVEYOR_PATHS", dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start sigmeta");
+    // Bounded only so that a hang ends the test instead of CI: a healthy
+    // run takes well under a second per thousand loops.
+    let limit = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            let out = child.wait_with_output().expect("output");
+            assert!(
+                st.success(),
+                "sigmeta failed: {st}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return;
+        }
+        if std::time::Instant::now() > limit {
+            let _ = child.kill();
+            panic!("sigmeta hung: a signal handler's write waited for its own thread");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn handler_writes_while_main_asks_about_the_file_on_local_disk() {
+    let dir = TempDir::new("sigmeta");
+    run_meta(dir.path(), 20000);
+}
+
+#[test]
+fn handler_writes_while_main_asks_about_the_file_on_slow_storage() {
+    let fs = SlowFs::mount(&["--latency-ms", "1"]);
+    run_meta(&fs.mnt(), 300);
+}

@@ -3,14 +3,16 @@
 //! kernel (its path, identity and private backend).
 
 use crate::backend::RawBackend;
+use crate::guard::Inside;
 use conveyor_engine::{FileKey, Handle};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// One managed open file description.
 pub struct Desc {
-    /// The engine's view: offset, mode, buffered state.
-    pub handle: Handle,
+    // The engine's view: offset, mode, buffered state. Reached only inside
+    // the shim (`handle`).
+    handle: Handle,
     /// The private descriptors the engine's I/O goes through.
     pub backend: Arc<RawBackend>,
     /// The file (inode) it is open on.
@@ -34,6 +36,11 @@ impl Desc {
             exposed: AtomicBool::new(exposed),
             kernel_pos: AtomicU64::new(0),
         }
+    }
+
+    /// The engine's handle, for a thread inside the shim.
+    pub fn handle(&self, _: &Inside) -> &Handle {
+        &self.handle
     }
 
     /// True once code without hooks can reach the description.

@@ -238,18 +238,16 @@ fn refresher(me: Fixed) {
             return;
         }
         let Some(shim) = state::get() else { return };
-        let g = shim.engine.gauges();
-        // Idle (no managed file open): one last refresh, then quiet.
-        if !(g.open_files == 0 && was_idle) {
-            let _ = guard::run(
-                || 0,
-                || {
-                    prev = Some(refresh(&me, &shim.engine, g, prev.take()));
-                    Ok(0)
-                },
-            );
-        }
-        was_idle = g.open_files == 0;
+        let idle = guard::within(|i| {
+            let engine = shim.engine(i);
+            let g = engine.gauges();
+            // Idle (no managed file open): one last refresh, then quiet.
+            if !(g.open_files == 0 && was_idle) {
+                prev = Some(refresh(&me, engine, g, prev.take()));
+            }
+            g.open_files == 0
+        });
+        was_idle = idle.unwrap_or(was_idle);
         std::thread::sleep(Duration::from_secs(1));
     }
 }

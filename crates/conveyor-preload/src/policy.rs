@@ -8,6 +8,7 @@
 
 use crate::backend::RawBackend;
 use crate::desc::Desc;
+use crate::guard::Inside;
 use crate::real;
 use crate::state::Shim;
 use conveyor_engine::{Backend, FileKey, Mode};
@@ -34,12 +35,12 @@ static ANY_PASSED: AtomicBool = AtomicBool::new(false);
 static PASS_ALL: AtomicBool = AtomicBool::new(false);
 
 /// Nothing is managed in this process from now on.
-pub fn pass_everything() {
+pub fn pass_through_everything() {
     PASS_ALL.store(true, Ordering::Release);
 }
 
 /// File `key` passes through from now on.
-pub fn pass_file(key: FileKey) {
+pub fn pass_through(key: FileKey) {
     if let Ok(mut v) = PASSED.lock() {
         v.get_or_insert_with(HashSet::new).insert(key);
         ANY_PASSED.store(true, Ordering::Release);
@@ -167,7 +168,7 @@ pub fn selected(shim: &Shim, fd: c_int) -> bool {
 
 /// The managed description for a descriptor the program just opened with
 /// `flags`, or `None` if it is not to be managed.
-pub fn manage(shim: &Shim, fd: c_int, flags: c_int) -> Option<Arc<Desc>> {
+pub fn manage(shim: &Shim, fd: c_int, flags: c_int, inside: &Inside) -> Option<Arc<Desc>> {
     if flags & PASS_FLAGS != 0 || PASS_ALL.load(Ordering::Acquire) {
         return None;
     }
@@ -199,7 +200,7 @@ pub fn manage(shim: &Shim, fd: c_int, flags: c_int) -> Option<Arc<Desc>> {
     // And `conveyor top` can see this process.
     crate::live::ensure_started();
     tracing::info!("managing {name} (fd {fd})");
-    let handle = shim.engine.open(key, &name, backend.clone(), mode);
+    let handle = shim.engine(inside).open(key, &name, backend.clone(), mode);
     // What the file looks like now: a later stat that differs in a way
     // this process's writes do not explain means another process changed it.
     handle.observe(crate::ops::meta::attrs_of!(st));

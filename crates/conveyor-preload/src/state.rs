@@ -12,8 +12,9 @@ use std::sync::OnceLock;
 
 /// The shim's state.
 pub struct Shim {
-    /// The engine every managed file goes through.
-    pub engine: Engine,
+    // The engine every managed file goes through; reached only inside the
+    // shim (`engine`).
+    engine: Engine,
     /// Selected path prefixes, absolute and without a trailing slash.
     pub paths: Vec<Vec<u8>>,
 }
@@ -195,6 +196,11 @@ pub fn init() {
 }
 
 impl Shim {
+    /// The engine, for a thread inside the shim.
+    pub fn engine(&self, _: &crate::guard::Inside) -> &Engine {
+        &self.engine
+    }
+
     /// True if the canonical `path` lies under a selected prefix.
     pub fn selects(&self, path: &[u8]) -> bool {
         self.paths.iter().any(|p| {

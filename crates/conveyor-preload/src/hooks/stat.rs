@@ -1,156 +1,111 @@
 //! fstat, fstat64, __fxstat, __fxstat64, fstatat, fstatat64, statx, stat,
 //! stat64, lstat, lstat64, __xstat, __xstat64, __lxstat, __lxstat64: sizes
-//! include data the program wrote that is still pending.
+//! include data the program wrote that is still pending, and what the
+//! program sees tells the engine whether another process changed the file.
 
 use crate::fdtable::is_managed;
-use crate::ops::meta::{attrs_of, fstat_pending, observe_fd, observe_key, path_pending, raise};
+use crate::ops::meta::{attrs_of, stat_fd, stat_path};
 use crate::real;
 use conveyor_engine::FileKey;
 use libc::{c_char, c_int, c_uint};
 
+/// Lifts a stat size to `pending`.
+fn raise(size: &mut i64, pending: u64) {
+    *size = (*size).max(i64::try_from(pending).unwrap_or(i64::MAX));
+}
+
 macro_rules! fstat_hook {
-    ($name:ident, $st:ty) => {
+    ($name:ident, [$($pre:ident: $pt:ty),*], $st:ty) => {
         /// # Safety
-        /// As for `fstat(2)`.
+        /// As for the C function of this name.
         #[no_mangle]
-        pub unsafe extern "C" fn $name(fd: c_int, buf: *mut $st) -> c_int {
-            let pending = if is_managed(fd) {
-                fstat_pending(fd)
-            } else {
-                None
-            };
+        pub unsafe extern "C" fn $name($($pre: $pt,)* fd: c_int, buf: *mut $st) -> c_int {
             // SAFETY: the caller's arguments.
-            let r = unsafe { real::$name(fd, buf) };
-            if let (0, Some(p)) = (r, pending) {
-                // SAFETY: the call succeeded, so `buf` points to a filled struct.
-                observe_fd(fd, attrs_of!(unsafe { &*buf }));
-                // SAFETY: as above.
-                raise(stringify!($name), p, unsafe { &mut (*buf).st_size });
+            let call = || unsafe { real::$name($($pre,)* fd, buf) };
+            if !is_managed(fd) {
+                return call();
             }
-            r
+            stat_fd(
+                stringify!($name),
+                fd,
+                call,
+                // SAFETY: the call succeeded, so `buf` points to a filled struct.
+                || attrs_of!(unsafe { &*buf }),
+                // SAFETY: as above.
+                |p| raise(unsafe { &mut (*buf).st_size }, p),
+            )
         }
     };
 }
-fstat_hook!(fstat, libc::stat);
-fstat_hook!(fstat64, libc::stat64);
+fstat_hook!(fstat, [], libc::stat);
+fstat_hook!(fstat64, [], libc::stat64);
+fstat_hook!(__fxstat, [ver: c_int], libc::stat);
+fstat_hook!(__fxstat64, [ver: c_int], libc::stat64);
 
-macro_rules! fxstat_hook {
-    ($name:ident, $st:ty) => {
-        /// # Safety
-        /// As for glibc's old `__fxstat`.
-        #[no_mangle]
-        pub unsafe extern "C" fn $name(ver: c_int, fd: c_int, buf: *mut $st) -> c_int {
-            let pending = if is_managed(fd) {
-                fstat_pending(fd)
-            } else {
-                None
-            };
-            // SAFETY: the caller's arguments.
-            let r = unsafe { real::$name(ver, fd, buf) };
-            if let (0, Some(p)) = (r, pending) {
-                // SAFETY: the call succeeded, so `buf` points to a filled struct.
-                observe_fd(fd, attrs_of!(unsafe { &*buf }));
-                // SAFETY: as above.
-                raise(stringify!($name), p, unsafe { &mut (*buf).st_size });
-            }
-            r
-        }
-    };
-}
-fxstat_hook!(__fxstat, libc::stat);
-fxstat_hook!(__fxstat64, libc::stat64);
-
-/// Patches a path stat result: if the file is open here, the pending end
-/// is read and the stat made again (`$again`), so that data leaving the
-/// pending index in between is counted by one or the other. Should the
-/// second call fail or find another file, the first result stays.
-///
-/// # Safety
-/// `buf` points to a struct the stat call filled.
+/// Patches a path stat result in `buf` (made by `$again`, which repeats
+/// the call): see `ops::meta::stat_path`. Should the second call fail or
+/// find another file, the first result stays.
 macro_rules! patch {
     ($name:expr, $buf:expr, $again:expr) => {{
-        let first = *$buf;
+        // SAFETY: the call succeeded, so `buf` points to a filled struct.
+        let first = unsafe { *$buf };
         let key = FileKey {
             dev: first.st_dev,
             ino: first.st_ino,
         };
-        if let Some(p) = path_pending(key, first.st_mode) {
-            let saved = real::errno();
-            if $again != 0 || (*$buf).st_dev != key.dev || (*$buf).st_ino != key.ino {
-                *$buf = first;
-            }
-            real::set_errno(saved);
-            observe_key(key, attrs_of!(*$buf));
-            raise($name, p, &mut (*$buf).st_size);
-        }
+        stat_path(
+            $name,
+            key,
+            first.st_mode & libc::S_IFMT == libc::S_IFREG,
+            || {
+                let saved = real::errno();
+                // SAFETY: the caller's arguments again; `buf` is theirs.
+                if unsafe { $again } != 0
+                    || unsafe { (*$buf).st_dev != key.dev || (*$buf).st_ino != key.ino }
+                {
+                    // SAFETY: as above.
+                    unsafe { *$buf = first };
+                }
+                real::set_errno(saved);
+            },
+            // SAFETY: `buf` holds a filled struct.
+            || Some(attrs_of!(unsafe { &*$buf })),
+            // SAFETY: as above.
+            |p| raise(unsafe { &mut (*$buf).st_size }, p),
+        );
     }};
 }
 
-macro_rules! stat_hook {
-    ($name:ident, $st:ty) => {
+macro_rules! path_hook {
+    ($name:ident, [$($pre:ident: $pt:ty),*], [$($post:ident: $qt:ty),*], $st:ty) => {
         /// # Safety
-        /// As for `stat(2)`.
-        #[no_mangle]
-        pub unsafe extern "C" fn $name(path: *const c_char, buf: *mut $st) -> c_int {
-            // SAFETY: the caller's arguments.
-            let r = unsafe { real::$name(path, buf) };
-            if r == 0 {
-                // SAFETY: the call succeeded, so `buf` points to a filled struct.
-                unsafe { patch!(stringify!($name), buf, real::$name(path, buf)) };
-            }
-            r
-        }
-    };
-}
-stat_hook!(stat, libc::stat);
-stat_hook!(stat64, libc::stat64);
-stat_hook!(lstat, libc::stat);
-stat_hook!(lstat64, libc::stat64);
-
-macro_rules! xstat_hook {
-    ($name:ident, $st:ty) => {
-        /// # Safety
-        /// As for glibc's old `__xstat`.
-        #[no_mangle]
-        pub unsafe extern "C" fn $name(ver: c_int, path: *const c_char, buf: *mut $st) -> c_int {
-            // SAFETY: the caller's arguments.
-            let r = unsafe { real::$name(ver, path, buf) };
-            if r == 0 {
-                // SAFETY: the call succeeded, so `buf` points to a filled struct.
-                unsafe { patch!(stringify!($name), buf, real::$name(ver, path, buf)) };
-            }
-            r
-        }
-    };
-}
-xstat_hook!(__xstat, libc::stat);
-xstat_hook!(__xstat64, libc::stat64);
-xstat_hook!(__lxstat, libc::stat);
-xstat_hook!(__lxstat64, libc::stat64);
-
-macro_rules! fstatat_hook {
-    ($name:ident, $st:ty) => {
-        /// # Safety
-        /// As for `fstatat(2)`.
+        /// As for the C function of this name.
         #[no_mangle]
         pub unsafe extern "C" fn $name(
-            dirfd: c_int,
+            $($pre: $pt,)*
             path: *const c_char,
-            buf: *mut $st,
-            flags: c_int,
+            buf: *mut $st
+            $(, $post: $qt)*
         ) -> c_int {
             // SAFETY: the caller's arguments.
-            let r = unsafe { real::$name(dirfd, path, buf, flags) };
+            let r = unsafe { real::$name($($pre,)* path, buf $(, $post)*) };
             if r == 0 {
-                // SAFETY: the call succeeded, so `buf` points to a filled struct.
-                unsafe { patch!(stringify!($name), buf, real::$name(dirfd, path, buf, flags)) };
+                patch!(stringify!($name), buf, real::$name($($pre,)* path, buf $(, $post)*));
             }
             r
         }
     };
 }
-fstatat_hook!(fstatat, libc::stat);
-fstatat_hook!(fstatat64, libc::stat64);
+path_hook!(stat, [], [], libc::stat);
+path_hook!(stat64, [], [], libc::stat64);
+path_hook!(lstat, [], [], libc::stat);
+path_hook!(lstat64, [], [], libc::stat64);
+path_hook!(__xstat, [ver: c_int], [], libc::stat);
+path_hook!(__xstat64, [ver: c_int], [], libc::stat64);
+path_hook!(__lxstat, [ver: c_int], [], libc::stat);
+path_hook!(__lxstat64, [ver: c_int], [], libc::stat64);
+path_hook!(fstatat, [dirfd: c_int], [flags: c_int], libc::stat);
+path_hook!(fstatat64, [dirfd: c_int], [flags: c_int], libc::stat64);
 
 /// # Safety
 /// As for `statx(2)`.
@@ -164,41 +119,52 @@ pub unsafe extern "C" fn statx(
 ) -> c_int {
     // SAFETY: the caller's arguments.
     let r = unsafe { real::statx(dirfd, path, flags, mask, buf) };
-    if r == 0 && !buf.is_null() {
-        // SAFETY: the call succeeded, so `buf` points to a filled struct;
-        // as in `patch!`.
-        unsafe {
-            let first = *buf;
-            let key = FileKey {
-                dev: libc::makedev(first.stx_dev_major, first.stx_dev_minor),
-                ino: first.stx_ino,
-            };
-            if let Some(p) = path_pending(key, u32::from(first.stx_mode)) {
-                let saved = real::errno();
-                if real::statx(dirfd, path, flags, mask, buf) != 0 || (*buf).stx_ino != key.ino {
-                    *buf = first;
-                }
-                real::set_errno(saved);
-                let b = &*buf;
-                let all = libc::STATX_SIZE | libc::STATX_MTIME | libc::STATX_CTIME;
-                if b.stx_mask & all == all {
-                    let ns = |t: libc::statx_timestamp| {
-                        i128::from(t.tv_sec) * 1_000_000_000 + i128::from(t.tv_nsec)
-                    };
-                    observe_key(
-                        key,
-                        conveyor_engine::Attrs {
-                            size: b.stx_size,
-                            mtime_ns: ns(b.stx_mtime),
-                            ctime_ns: ns(b.stx_ctime),
-                        },
-                    );
-                }
-                let mut size = i64::try_from((*buf).stx_size).unwrap_or(i64::MAX);
-                raise("statx", p, &mut size);
-                (*buf).stx_size = size as u64;
-            }
-        }
+    if r != 0 || buf.is_null() {
+        return r;
     }
+    // SAFETY: the call succeeded, so `buf` points to a filled struct.
+    let first = unsafe { *buf };
+    let key = FileKey {
+        dev: libc::makedev(first.stx_dev_major, first.stx_dev_minor),
+        ino: first.stx_ino,
+    };
+    let regular = u32::from(first.stx_mode) & libc::S_IFMT == libc::S_IFREG;
+    let ns =
+        |t: libc::statx_timestamp| i128::from(t.tv_sec) * 1_000_000_000 + i128::from(t.tv_nsec);
+    stat_path(
+        "statx",
+        key,
+        regular,
+        || {
+            let saved = real::errno();
+            // SAFETY: the caller's arguments again.
+            if unsafe { real::statx(dirfd, path, flags, mask, buf) } != 0
+                // SAFETY: `buf` holds a filled struct.
+                || unsafe { (*buf).stx_ino } != key.ino
+            {
+                // SAFETY: as above.
+                unsafe { *buf = first };
+            }
+            real::set_errno(saved);
+        },
+        || {
+            // SAFETY: `buf` holds a filled struct.
+            let b = unsafe { &*buf };
+            // Fields the caller did not ask for may be missing.
+            let all = libc::STATX_SIZE | libc::STATX_MTIME | libc::STATX_CTIME;
+            (b.stx_mask & all == all).then(|| conveyor_engine::Attrs {
+                size: b.stx_size,
+                mtime_ns: ns(b.stx_mtime),
+                ctime_ns: ns(b.stx_ctime),
+            })
+        },
+        |p| {
+            // SAFETY: `buf` holds a filled struct.
+            let b = unsafe { &mut *buf };
+            let mut size = i64::try_from(b.stx_size).unwrap_or(i64::MAX);
+            raise(&mut size, p);
+            b.stx_size = size as u64;
+        },
+    );
     r
 }

@@ -1,7 +1,9 @@
 //! copy_file_range, sendfile, sendfile64, splice, mmap, mmap64, fdopen,
 //! sendmsg, sendmmsg, fopen, fopen64, freopen, freopen64.
 
-use crate::ops::transfer::{after_stream_open, before_map, before_stream_open, copy, hand_over};
+use crate::ops::transfer::{
+    after_stream_open, before_map, before_stream_open, copy, pass_through_fd,
+};
 use crate::real;
 use libc::{c_char, c_int, c_uint, c_void, off64_t, off_t, size_t, ssize_t, FILE};
 
@@ -90,7 +92,7 @@ mmap_hook!(mmap64, off64_t);
 /// As for `fdopen(3)`.
 #[no_mangle]
 pub unsafe extern "C" fn fdopen(fd: c_int, mode: *const c_char) -> *mut FILE {
-    hand_over("fdopen", fd);
+    pass_through_fd("fdopen", fd);
     // SAFETY: the caller's arguments.
     unsafe { real::fdopen(fd, mode) }
 }
@@ -121,7 +123,7 @@ unsafe fn pass_rights(name: &'static str, msg: *const libc::msghdr) {
             let data = unsafe { libc::CMSG_DATA(h) }.cast::<c_int>();
             for i in 0..n {
                 // SAFETY: `i < n`, inside the payload.
-                hand_over(name, unsafe { data.add(i).read_unaligned() });
+                pass_through_fd(name, unsafe { data.add(i).read_unaligned() });
             }
         }
         // SAFETY: as above.

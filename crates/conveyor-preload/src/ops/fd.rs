@@ -1,16 +1,21 @@
 //! close, dup, fcntl and locks on managed descriptors.
 
-use super::demote;
+use super::{before_fd, pass_through_file_of};
 use crate::desc::Desc;
-use crate::{counts, fdtable, guard, real};
+use crate::guard::{self, Inside};
+use crate::{counts, fdtable, real};
 use conveyor_engine::Errno;
 use libc::{c_int, c_uint, c_ulong};
 use std::sync::Arc;
 
 /// Writes a closing description's pending data (close-to-open), returning a
-/// deferred error not yet reported through it.
-fn settle(d: &Arc<Desc>) -> Result<(), Errno> {
-    d.handle.flush()
+/// deferred error not yet reported through it, and lets go of it there:
+/// the last reference ends the engine's handle, which takes the file's
+/// lock.
+fn settle(d: Arc<Desc>, inside: &Inside) -> Result<(), Errno> {
+    let r = d.handle(inside).flush();
+    drop(d);
+    r
 }
 
 /// `close` of a managed fd: pending data is written first, the real close
@@ -21,15 +26,18 @@ pub fn close(fd: c_int) -> c_int {
     let r = unsafe { real::close(fd) };
     let Some(d) = d else { return r };
     counts::hit("close");
-    let saved = real::errno();
-    let settled = guard::run(|| 0, || settle(&d).map(|_| 0));
-    drop(d);
-    super::retire::reap();
-    if settled < 0 {
-        return -1;
+    let settled = guard::settle(|i| {
+        let r = settle(d, i);
+        super::retire::reap(i);
+        r
+    });
+    match settled {
+        Err(e) => {
+            real::set_errno(e.0);
+            -1
+        }
+        Ok(()) => r,
     }
-    real::set_errno(saved);
-    r
 }
 
 /// `close_range` and `closefrom` (`name`): managed fds in the range are
@@ -40,7 +48,9 @@ pub fn close_range(name: &'static str, first: c_uint, last: c_uint) {
         if u >= first && u <= last {
             counts::hit(name);
             fdtable::remove(fd);
-            let _ = guard::run(|| 0, || settle(&d).map(|_| 0));
+            guard::quietly(|i| {
+                let _ = settle(d, i);
+            });
         }
     }
 }
@@ -125,7 +135,7 @@ pub fn duplicated(old: c_int, new: c_int, name: &'static str) -> c_int {
         // A standard stream's number: stdio and shell builtins will write
         // and read it where no hook sees them (bash's `{ echo; } > f`), at
         // the kernel's offset, from now on.
-        let _ = guard::run(|| 0, || super::expose(old, d).map(|_| 0));
+        guard::quietly(|i| super::expose(old, d, i));
     }
     let replaced = match &d {
         Some(d) => {
@@ -136,26 +146,27 @@ pub fn duplicated(old: c_int, new: c_int, name: &'static str) -> c_int {
     };
     if let Some(r) = replaced {
         if !d.is_some_and(|d| Arc::ptr_eq(&d, &r)) {
-            let _ = guard::run(|| 0, || settle(&r).map(|_| 0));
+            guard::quietly(|i| {
+                let _ = settle(r, i);
+            });
         }
     }
     new
 }
 
 fn lock_op(fd: c_int, unlock: bool, name: &'static str, call: impl FnOnce() -> c_int) -> c_int {
+    if unlock {
+        // Releasing a lock publishes what was written under it.
+        return before_fd(name, fd, call, |d, i| d.handle(i).flush());
+    }
     let Some(d) = fdtable::get(fd) else {
         return call();
     };
     counts::hit(name);
-    if unlock {
-        // Releasing a lock publishes what was written under it.
-        let _ = guard::run(|| 0, || d.handle.flush().map(|_| 0));
-        return call();
-    }
     let r = call();
     if r == 0 {
         // Taking a lock: what others wrote before is to be seen now.
-        d.handle.drop_cache();
+        guard::quietly(|i| d.handle(i).drop_cache());
     }
     r
 }
@@ -170,16 +181,14 @@ pub unsafe fn fcntl(name: &'static str, fd: c_int, cmd: c_int, arg: c_ulong) -> 
     match cmd {
         libc::F_DUPFD | libc::F_DUPFD_CLOEXEC => duplicated(fd, call(), name),
         libc::F_SETFL => {
-            if let Some(d) = fdtable::get(fd) {
-                let m = d.handle.mode();
-                let flags = arg as c_int;
+            let flags = arg as c_int;
+            before_fd(name, fd, call, |d, i| {
                 let append = flags & libc::O_APPEND != 0;
-                if append != m.append || flags & libc::O_DIRECT != 0 {
-                    counts::hit(name);
-                    let _ = guard::run(|| 0, || demote(fd).map(|_| 0));
+                if append != d.handle(i).mode().append || flags & libc::O_DIRECT != 0 {
+                    let _ = pass_through_file_of(fd, i);
                 }
-            }
-            call()
+                Ok(())
+            })
         }
         libc::F_SETLK | libc::F_SETLKW | libc::F_OFD_SETLK | libc::F_OFD_SETLKW => {
             let fl = arg as *const libc::flock;

@@ -1,7 +1,8 @@
-//! read, write and their positioned and vectored forms, and lseek.
+//! read, write and their positioned and vectored forms, lseek, and the
+//! formatted writes of `dprintf`.
 
-use super::{offset, slice, slice_mut};
-use crate::{counts, fdtable, guard, real};
+use super::{offset, on_fd, slice, slice_mut};
+use crate::real;
 use conveyor_engine::Errno;
 use libc::{c_int, c_void, iovec, off64_t, size_t, ssize_t};
 use std::io::SeekFrom;
@@ -11,21 +12,16 @@ use std::io::SeekFrom;
 /// # Safety
 /// As for `read(2)`.
 pub unsafe fn read(name: &'static str, fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
-    let Some(d) = fdtable::get(fd) else {
+    on_fd(
+        name,
+        fd,
         // SAFETY: the caller's arguments, unchanged.
-        return unsafe { real::read(fd, buf, n) };
-    };
-    counts::hit(name);
-    guard::run(
-        // SAFETY: as above.
         || unsafe { real::read(fd, buf, n) },
         // SAFETY: `buf` is writable for `n` bytes (the caller's contract).
-        || {
-            super::on_desc(fd, &d, || {
-                d.handle
-                    .read(unsafe { slice_mut(buf, n) })
-                    .map(|k| k as ssize_t)
-            })
+        |d, i| {
+            d.handle(i)
+                .read(unsafe { slice_mut(buf, n) })
+                .map(|k| k as ssize_t)
         },
     )
 }
@@ -41,21 +37,16 @@ pub unsafe fn pread(
     n: size_t,
     off: off64_t,
 ) -> ssize_t {
-    let Some(d) = fdtable::get(fd) else {
+    on_fd(
+        name,
+        fd,
         // SAFETY: the caller's arguments, unchanged.
-        return unsafe { real::pread64(fd, buf, n, off) };
-    };
-    counts::hit(name);
-    guard::run(
-        // SAFETY: as above.
         || unsafe { real::pread64(fd, buf, n, off) },
         // SAFETY: `buf` is writable for `n` bytes.
-        || {
-            super::on_desc(fd, &d, || {
-                d.handle
-                    .pread(unsafe { slice_mut(buf, n) }, offset(off)?)
-                    .map(|k| k as ssize_t)
-            })
+        |d, i| {
+            d.handle(i)
+                .pread(unsafe { slice_mut(buf, n) }, offset(off)?)
+                .map(|k| k as ssize_t)
         },
     )
 }
@@ -65,21 +56,16 @@ pub unsafe fn pread(
 /// # Safety
 /// As for `write(2)`.
 pub unsafe fn write(name: &'static str, fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
-    let Some(d) = fdtable::get(fd) else {
+    on_fd(
+        name,
+        fd,
         // SAFETY: the caller's arguments, unchanged.
-        return unsafe { real::write(fd, buf, n) };
-    };
-    counts::hit(name);
-    guard::run(
-        // SAFETY: as above.
         || unsafe { real::write(fd, buf, n) },
         // SAFETY: `buf` is readable for `n` bytes.
-        || {
-            super::on_desc(fd, &d, || {
-                d.handle
-                    .write(unsafe { slice(buf, n) })
-                    .map(|k| k as ssize_t)
-            })
+        |d, i| {
+            d.handle(i)
+                .write(unsafe { slice(buf, n) })
+                .map(|k| k as ssize_t)
         },
     )
 }
@@ -95,21 +81,16 @@ pub unsafe fn pwrite(
     n: size_t,
     off: off64_t,
 ) -> ssize_t {
-    let Some(d) = fdtable::get(fd) else {
+    on_fd(
+        name,
+        fd,
         // SAFETY: the caller's arguments, unchanged.
-        return unsafe { real::pwrite64(fd, buf, n, off) };
-    };
-    counts::hit(name);
-    guard::run(
-        // SAFETY: as above.
         || unsafe { real::pwrite64(fd, buf, n, off) },
         // SAFETY: `buf` is readable for `n` bytes.
-        || {
-            super::on_desc(fd, &d, || {
-                d.handle
-                    .pwrite(unsafe { slice(buf, n) }, offset(off)?)
-                    .map(|k| k as ssize_t)
-            })
+        |d, i| {
+            d.handle(i)
+                .pwrite(unsafe { slice(buf, n) }, offset(off)?)
+                .map(|k| k as ssize_t)
         },
     )
 }
@@ -146,36 +127,31 @@ pub unsafe fn readv(
         // SAFETY: as above.
         None => unsafe { real::readv(fd, iov, cnt) },
     };
-    let Some(d) = fdtable::get(fd) else {
-        return pass();
-    };
-    counts::hit(name);
-    guard::run(pass, || {
-        super::on_desc(fd, &d, || {
-            // SAFETY: `iov` points to `cnt` iovecs.
-            let v = unsafe { iovs(iov, cnt) }?;
-            let mut total = 0usize;
-            let start = off.map(offset).transpose()?;
-            for e in v {
-                // SAFETY: each iovec describes a writable buffer.
-                let buf = unsafe { slice_mut(e.iov_base, e.iov_len) };
-                let r = match start {
-                    Some(s) => d.handle.pread(buf, s + total as u64),
-                    None => d.handle.read(buf),
-                };
-                match r {
-                    Ok(k) => {
-                        total += k;
-                        if k < e.iov_len {
-                            break;
-                        }
+    on_fd(name, fd, pass, |d, i| {
+        let h = d.handle(i);
+        // SAFETY: `iov` points to `cnt` iovecs.
+        let v = unsafe { iovs(iov, cnt) }?;
+        let mut total = 0usize;
+        let start = off.map(offset).transpose()?;
+        for e in v {
+            // SAFETY: each iovec describes a writable buffer.
+            let buf = unsafe { slice_mut(e.iov_base, e.iov_len) };
+            let r = match start {
+                Some(s) => h.pread(buf, s + total as u64),
+                None => h.read(buf),
+            };
+            match r {
+                Ok(k) => {
+                    total += k;
+                    if k < e.iov_len {
+                        break;
                     }
-                    Err(_) if total > 0 => break,
-                    Err(e) => return Err(e),
                 }
+                Err(_) if total > 0 => break,
+                Err(e) => return Err(e),
             }
-            Ok(total as ssize_t)
-        })
+        }
+        Ok(total as ssize_t)
     })
 }
 
@@ -200,55 +176,54 @@ pub unsafe fn writev(
         // SAFETY: as above.
         (o, f) => unsafe { real::pwritev64v2(fd, iov, cnt, o.unwrap_or(-1), f) },
     };
-    let Some(d) = fdtable::get(fd) else {
-        return pass();
-    };
-    counts::hit(name);
     if flags & libc::RWF_APPEND != 0 {
-        // An append the description was not opened for: let the kernel do
-        // it, after the pending data, and forget what this changes.
-        let _ = d.handle.flush();
-        let r = pass();
-        if r >= 0 && off.is_none() {
-            // At the offset (-1), the kernel moved its offset past the
-            // data: the description's offset is now that one.
-            let saved = real::errno();
-            // SAFETY: lseek on the program's descriptor; no memory involved.
-            let pos = unsafe { real::lseek64(fd, 0, libc::SEEK_CUR) };
-            if pos >= 0 {
-                d.handle.set_position(pos as u64);
+        // An append the description was not opened for: the kernel does it,
+        // after the pending data, and the engine forgets what it changes.
+        return on_fd(name, fd, pass, |d, i| {
+            let h = d.handle(i);
+            h.flush()?;
+            let r = pass();
+            if r < 0 {
+                return Err(Errno(real::errno()));
             }
-            real::set_errno(saved);
-        }
-        d.handle.invalidate();
-        return r;
-    }
-    guard::run(pass, || {
-        super::on_desc(fd, &d, || {
-            // SAFETY: `iov` points to `cnt` iovecs.
-            let v = unsafe { iovs(iov, cnt) }?;
-            let joined: Vec<u8>;
-            let data: &[u8] = if v.len() == 1 {
-                // SAFETY: the iovec describes a readable buffer.
-                unsafe { slice(v[0].iov_base, v[0].iov_len) }
-            } else {
-                let mut j = Vec::with_capacity(v.iter().map(|e| e.iov_len).sum());
-                for e in v {
-                    // SAFETY: as above.
-                    j.extend_from_slice(unsafe { slice(e.iov_base, e.iov_len) });
+            if off.is_none() {
+                // At the offset (-1), the kernel moved its offset past the
+                // data: the description's offset is now that one.
+                // SAFETY: lseek on the program's descriptor; no memory involved.
+                let pos = unsafe { real::lseek64(fd, 0, libc::SEEK_CUR) };
+                if pos >= 0 {
+                    h.set_position(pos as u64);
                 }
-                joined = j;
-                &joined
-            };
-            let n = match off {
-                Some(o) => d.handle.pwrite(data, offset(o)?)?,
-                None => d.handle.write(data)?,
-            };
-            if flags & (libc::RWF_DSYNC | libc::RWF_SYNC) != 0 {
-                d.handle.sync(flags & libc::RWF_SYNC == 0)?;
             }
-            Ok(n as ssize_t)
-        })
+            h.invalidate();
+            Ok(r)
+        });
+    }
+    on_fd(name, fd, pass, |d, i| {
+        let h = d.handle(i);
+        // SAFETY: `iov` points to `cnt` iovecs.
+        let v = unsafe { iovs(iov, cnt) }?;
+        let joined: Vec<u8>;
+        let data: &[u8] = if v.len() == 1 {
+            // SAFETY: the iovec describes a readable buffer.
+            unsafe { slice(v[0].iov_base, v[0].iov_len) }
+        } else {
+            let mut j = Vec::with_capacity(v.iter().map(|e| e.iov_len).sum());
+            for e in v {
+                // SAFETY: as above.
+                j.extend_from_slice(unsafe { slice(e.iov_base, e.iov_len) });
+            }
+            joined = j;
+            &joined
+        };
+        let n = match off {
+            Some(o) => h.pwrite(data, offset(o)?)?,
+            None => h.write(data)?,
+        };
+        if flags & (libc::RWF_DSYNC | libc::RWF_SYNC) != 0 {
+            h.sync(flags & libc::RWF_SYNC == 0)?;
+        }
+        Ok(n as ssize_t)
     })
 }
 
@@ -259,38 +234,33 @@ pub unsafe fn writev(
 pub unsafe fn lseek(name: &'static str, fd: c_int, off: off64_t, whence: c_int) -> off64_t {
     // SAFETY: the caller's arguments, unchanged.
     let pass = || unsafe { real::lseek64(fd, off, whence) };
-    let Some(d) = fdtable::get(fd) else {
-        return pass();
-    };
-    counts::hit(name);
-    guard::run(pass, || {
-        super::on_desc(fd, &d, || {
-            let to = match whence {
-                libc::SEEK_SET => SeekFrom::Start(offset(off)?),
-                libc::SEEK_CUR => SeekFrom::Current(off),
-                libc::SEEK_END => {
-                    // What storage says now: another process may have cut or
-                    // rewritten the file (a follower seeking to the end).
-                    if let Some(st) = crate::policy::fstat(d.backend.fd()) {
-                        d.handle.observe(super::meta::attrs_of!(st));
-                    }
-                    SeekFrom::End(off)
+    on_fd(name, fd, pass, |d, i| {
+        let h = d.handle(i);
+        let to = match whence {
+            libc::SEEK_SET => SeekFrom::Start(offset(off)?),
+            libc::SEEK_CUR => SeekFrom::Current(off),
+            libc::SEEK_END => {
+                // What storage says now: another process may have cut or
+                // rewritten the file (a follower seeking to the end).
+                if let Some(st) = crate::policy::fstat(d.backend.fd()) {
+                    h.observe(super::meta::attrs_of!(st));
                 }
-                libc::SEEK_DATA | libc::SEEK_HOLE => {
-                    // Answered by storage, after the pending data is there.
-                    d.handle.flush()?;
-                    // SAFETY: lseek on our private descriptor.
-                    let r = unsafe { real::lseek64(d.backend.fd(), off, whence) };
-                    if r < 0 {
-                        return Err(Errno(real::errno()));
-                    }
-                    d.handle.set_position(r as u64);
-                    return Ok(r);
+                SeekFrom::End(off)
+            }
+            libc::SEEK_DATA | libc::SEEK_HOLE => {
+                // Answered by storage, after the pending data is there.
+                h.flush()?;
+                // SAFETY: lseek on our private descriptor.
+                let r = unsafe { real::lseek64(d.backend.fd(), off, whence) };
+                if r < 0 {
+                    return Err(Errno(real::errno()));
                 }
-                _ => return Err(Errno::EINVAL),
-            };
-            d.handle.seek(to).map(|p| p as off64_t)
-        })
+                h.set_position(r as u64);
+                return Ok(r);
+            }
+            _ => return Err(Errno::EINVAL),
+        };
+        h.seek(to).map(|p| p as off64_t)
     })
 }
 

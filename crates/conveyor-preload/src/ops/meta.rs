@@ -1,8 +1,10 @@
-//! Sizes (every stat name), truncation, allocation and sync.
+//! Sizes (every stat name), truncation, allocation, sync, and metadata
+//! ordered after data.
 
-use super::offset;
+use super::{offset, on_fd};
+use crate::guard::{self, Inside};
 use crate::policy::{is_regular, key_of};
-use crate::{counts, fdtable, guard, real, state};
+use crate::{counts, fdtable, real, state};
 use conveyor_engine::{Attrs, FileKey};
 use libc::c_int;
 
@@ -11,22 +13,6 @@ use libc::c_int;
 // data that leaves the pending index is on storage by then, while data
 // that left it between a stat and a later look at the index would be
 // missed by both (seen as a short fstat of an O_APPEND file).
-
-/// End of the pending data of a managed fd's file (before the real fstat).
-pub fn fstat_pending(fd: c_int) -> Option<u64> {
-    fdtable::get(fd).map(|d| d.handle.pending_end())
-}
-
-/// End of the pending data of file `key` if it is open here and regular.
-/// A stat by path learns the key from a first real call, so it asks again
-/// after this when it gets `Some`.
-pub fn path_pending(key: FileKey, mode: u32) -> Option<u64> {
-    let shim = state::get()?;
-    if !is_regular(mode) {
-        return None;
-    }
-    shim.engine.pending_end(key)
-}
 
 /// The attributes of a stat result (any of the stat structs).
 macro_rules! attrs_of {
@@ -40,43 +26,69 @@ macro_rules! attrs_of {
 }
 pub(crate) use attrs_of;
 
-/// The program saw managed `fd`'s file as `a` (its `fstat`): a change
-/// that this process's writes do not explain drops the cached data.
-pub fn observe_fd(fd: c_int, a: Attrs) {
-    if let Some(d) = fdtable::get(fd) {
-        let _ = guard::run(|| 0, || Ok(i32::from(d.handle.observe(a))));
-    }
+/// `fstat` of managed `fd` by a stat hook: `stat` is the real call on the
+/// caller's buffer, `seen` reads back the attributes it filled and `raise`
+/// lifts its size to the pending end. The pending end is read before the
+/// call; the program's view of the file tells the engine whether another
+/// process changed it.
+pub fn stat_fd(
+    name: &'static str,
+    fd: c_int,
+    stat: impl FnOnce() -> c_int,
+    seen: impl FnOnce() -> Attrs,
+    raise_to: impl FnOnce(u64),
+) -> c_int {
+    let stat = std::cell::Cell::new(Some(stat));
+    let call = || stat.take().map_or(-1, |f| f());
+    on_fd(name, fd, call, |d, i| {
+        let h = d.handle(i);
+        let pending = h.pending_end();
+        let r = call();
+        if r == 0 {
+            h.observe(seen());
+            raise_to(pending);
+        }
+        Ok(r)
+    })
 }
 
-/// As `observe_fd`, for file `key` seen by path.
-pub fn observe_key(key: FileKey, a: Attrs) {
-    if let Some(shim) = state::get() {
-        let _ = guard::run(
-            || 0,
-            || {
-                shim.engine.observe(key, a);
-                Ok(0)
-            },
-        );
+/// For a stat by path that found file `key` (a regular file when
+/// `regular`): if the engine has it, `again` repeats the stat (so that
+/// data leaving the pending index in between is counted by one or the
+/// other), the attributes it reports (`seen`, if it has them all) tell
+/// the engine what the program saw, and `raise_to` lifts the size to the
+/// pending end.
+pub fn stat_path(
+    name: &'static str,
+    key: FileKey,
+    regular: bool,
+    again: impl FnOnce(),
+    seen: impl FnOnce() -> Option<Attrs>,
+    raise_to: impl FnOnce(u64),
+) {
+    let Some(shim) = state::get() else { return };
+    if !regular {
+        return;
     }
-}
-
-/// Raises `size` to `pending` (a managed call of hook `name`).
-pub fn raise(name: &'static str, pending: u64, size: &mut i64) {
-    counts::hit(name);
-    *size = (*size).max(i64::try_from(pending).unwrap_or(i64::MAX));
+    guard::quietly(|i| {
+        let engine = shim.engine(i);
+        if let Some(p) = engine.pending_end(key) {
+            counts::hit(name);
+            again();
+            if let Some(a) = seen() {
+                engine.observe(key, a);
+            }
+            raise_to(p);
+        }
+    });
 }
 
 /// `ftruncate` on a managed fd.
 pub fn ftruncate(name: &'static str, fd: c_int, len: i64) -> c_int {
     // SAFETY: no memory involved.
     let pass = || unsafe { real::ftruncate64(fd, len) };
-    let Some(d) = fdtable::get(fd) else {
-        return pass();
-    };
-    counts::hit(name);
-    guard::run(pass, || {
-        super::on_desc(fd, &d, || d.handle.truncate(offset(len)?).map(|_| 0))
+    on_fd(name, fd, pass, |d, i| {
+        d.handle(i).truncate(offset(len)?).map(|_| 0)
     })
 }
 
@@ -86,21 +98,19 @@ pub fn before_path_change(st: Option<libc::stat64>) -> Option<FileKey> {
     let shim = state::get()?;
     let st = st.filter(|s| is_regular(s.st_mode))?;
     let key = key_of(&st);
-    shim.engine.pending_end(key)?;
-    let _ = guard::run(
-        || 0,
-        || {
-            shim.engine.flush_file(key);
-            Ok(0)
-        },
-    );
-    Some(key)
+    guard::within(|i| {
+        let engine = shim.engine(i);
+        engine.pending_end(key)?;
+        engine.flush_file(key);
+        Some(key)
+    })
+    .flatten()
 }
 
 /// After such a change: cached data and the known size are stale.
 pub fn after_path_change(key: Option<FileKey>) {
     if let (Some(k), Some(shim)) = (key, state::get()) {
-        shim.engine.invalidate_file(k);
+        guard::quietly(|i| shim.engine(i).invalidate_file(k));
     }
 }
 
@@ -108,12 +118,8 @@ pub fn after_path_change(key: Option<FileKey>) {
 pub fn fallocate(name: &'static str, fd: c_int, mode: c_int, off: i64, len: i64) -> c_int {
     // SAFETY: no memory involved.
     let pass = || unsafe { real::fallocate64(fd, mode, off, len) };
-    let Some(d) = fdtable::get(fd) else {
-        return pass();
-    };
-    counts::hit(name);
-    guard::run(pass, || {
-        d.handle
+    on_fd(name, fd, pass, |d, i| {
+        d.handle(i)
             .allocate(mode, offset(off)?, offset(len)?)
             .map(|_| 0)
     })
@@ -125,16 +131,22 @@ pub fn fallocate(name: &'static str, fd: c_int, mode: c_int, off: i64, len: i64)
 pub fn posix_fallocate(name: &'static str, fd: c_int, off: i64, len: i64) -> c_int {
     // SAFETY: no memory involved.
     let pass = || unsafe { real::posix_fallocate64(fd, off, len) };
-    let Some(d) = fdtable::get(fd) else {
-        return pass();
-    };
-    counts::hit(name);
-    if guard::run(|| 0, || d.handle.flush().map(|_| 0)) < 0 {
-        return real::errno();
+    let r = on_fd(name, fd, pass, |d, i| {
+        let h = d.handle(i);
+        match h.flush() {
+            Err(e) if e != conveyor_engine::Errno::HANDED_OVER => return Ok(e.0),
+            r => r?,
+        }
+        let r = pass();
+        h.invalidate();
+        Ok(r)
+    });
+    // -1 only from a failure inside the shim itself (a panic: EIO).
+    if r < 0 {
+        libc::EIO
+    } else {
+        r
     }
-    let r = pass();
-    d.handle.invalidate();
-    r
 }
 
 /// `fsync`/`fdatasync` on a managed fd.
@@ -147,40 +159,29 @@ pub fn fsync(name: &'static str, fd: c_int, data_only: bool) -> c_int {
             real::fsync(fd)
         }
     };
-    let Some(d) = fdtable::get(fd) else {
-        return pass();
-    };
-    counts::hit(name);
-    guard::run(pass, || d.handle.sync(data_only).map(|_| 0))
+    on_fd(name, fd, pass, |d, i| {
+        d.handle(i).sync(data_only).map(|_| 0)
+    })
 }
 
 /// `sync_file_range`: waits for pending data when asked to wait.
 pub fn sync_file_range(fd: c_int, off: i64, n: i64, flags: libc::c_uint) -> c_int {
     // SAFETY: no memory involved.
-    let pass = || unsafe { real::sync_file_range(fd, off, n, flags) };
-    if let Some(d) = fdtable::get(fd) {
-        counts::hit("sync_file_range");
-        if flags & (libc::SYNC_FILE_RANGE_WAIT_AFTER | libc::SYNC_FILE_RANGE_WRITE) != 0 {
-            let r = guard::run(|| 0, || d.handle.flush().map(|_| 0));
-            if r < 0 {
-                return r;
-            }
+    let call = || unsafe { real::sync_file_range(fd, off, n, flags) };
+    let waits = flags & (libc::SYNC_FILE_RANGE_WAIT_AFTER | libc::SYNC_FILE_RANGE_WRITE) != 0;
+    super::before_fd("sync_file_range", fd, call, |d, i| {
+        if waits {
+            d.handle(i).flush()?;
         }
-    }
-    pass()
+        Ok(())
+    })
 }
 
 /// `sync`/`syncfs`: every managed file's pending data first.
 pub fn sync_all(name: &'static str) {
     if let Some(shim) = state::get() {
         counts::hit(name);
-        let _ = guard::run(
-            || 0,
-            || {
-                shim.engine.flush_all();
-                Ok(0)
-            },
-        );
+        guard::quietly(|i| shim.engine(i).flush_all());
     }
 }
 
@@ -188,36 +189,32 @@ pub fn sync_all(name: &'static str) {
 /// that sets metadata a later data write would change (times, the set-id
 /// bits, capabilities): the data lands first, as without the shim. A
 /// deferred write error stays for the file's next write, fsync or close.
-fn settle_file(name: &'static str, key: FileKey) {
+fn settle_file(name: &'static str, key: FileKey, i: &Inside) {
     let Some(shim) = state::get() else { return };
-    if shim.engine.pending_end(key).is_none() {
-        return;
+    let engine = shim.engine(i);
+    if engine.pending_end(key).is_some() {
+        counts::hit(name);
+        engine.flush_file(key);
     }
-    counts::hit(name);
-    let _ = guard::run(
-        || 0,
-        || {
-            shim.engine.flush_file(key);
-            Ok(0)
-        },
-    );
 }
 
 /// Before a metadata change through descriptor `fd`.
 pub fn before_meta_fd(name: &'static str, fd: c_int) {
-    if let Some(d) = fdtable::get(fd) {
-        settle_file(name, d.key);
-        return;
-    }
-    // Another descriptor of a managed file (O_PATH, say): only when data
-    // is waiting anywhere, so that a program writing nothing pays nothing.
     let Some(shim) = state::get() else { return };
-    if !shim.engine.has_pending() {
-        return;
-    }
-    if let Some(st) = crate::policy::fstat(fd).filter(|st| is_regular(st.st_mode)) {
-        settle_file(name, key_of(&st));
-    }
+    let d = fdtable::get(fd);
+    guard::quietly(|i| {
+        if let Some(d) = d {
+            return settle_file(name, d.key, i);
+        }
+        // Another descriptor of a managed file (O_PATH, say): only when
+        // data is waiting anywhere, so a program writing nothing pays nothing.
+        if !shim.engine(i).has_pending() {
+            return;
+        }
+        if let Some(st) = crate::policy::fstat(fd).filter(|st| is_regular(st.st_mode)) {
+            settle_file(name, key_of(&st), i);
+        }
+    });
 }
 
 /// Before a metadata change of `path` (relative to `dirfd`; `follow`:
@@ -235,14 +232,16 @@ pub unsafe fn before_meta_path(
         return before_meta_fd(name, dirfd);
     }
     let Some(shim) = state::get() else { return };
-    if !shim.engine.has_pending() {
-        return;
-    }
-    // SAFETY: `st` is a plain C struct the call fills.
-    let mut st: libc::stat64 = unsafe { std::mem::zeroed() };
-    let flags = if follow { 0 } else { libc::AT_SYMLINK_NOFOLLOW };
-    // SAFETY: `path` is NUL-terminated (the caller's contract).
-    if unsafe { real::fstatat64(dirfd, path, &mut st, flags) } == 0 && is_regular(st.st_mode) {
-        settle_file(name, key_of(&st));
-    }
+    guard::quietly(|i| {
+        if !shim.engine(i).has_pending() {
+            return;
+        }
+        // SAFETY: `st` is a plain C struct the call fills.
+        let mut st: libc::stat64 = unsafe { std::mem::zeroed() };
+        let flags = if follow { 0 } else { libc::AT_SYMLINK_NOFOLLOW };
+        // SAFETY: `path` is NUL-terminated (the caller's contract).
+        if unsafe { real::fstatat64(dirfd, path, &mut st, flags) } == 0 && is_regular(st.st_mode) {
+            settle_file(name, key_of(&st), i);
+        }
+    });
 }

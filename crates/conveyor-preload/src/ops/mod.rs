@@ -13,7 +13,9 @@ pub mod signals;
 pub mod transfer;
 
 use crate::desc::Desc;
-use crate::{fdtable, real};
+use crate::guard::{self, Inside};
+use crate::real::Failure;
+use crate::{counts, fdtable, real};
 use conveyor_engine::{Errno, FileKey};
 
 /// A C buffer as a slice (empty for a zero length, whatever the pointer).
@@ -47,11 +49,54 @@ fn offset(o: i64) -> Result<u64, Errno> {
     u64::try_from(o).map_err(|_| Errno::EINVAL)
 }
 
+/// The managed path of a hook on descriptor `fd`, the one way ops reach
+/// the engine for a descriptor: when the shim manages `fd`, counts the call
+/// as `name` and runs `op` with its description inside the shim (an
+/// exposed description's kernel offset kept in step around it); otherwise,
+/// or when the thread is already inside the shim, `pass` (the real call).
+fn on_fd<R: Failure>(
+    name: &'static str,
+    fd: libc::c_int,
+    pass: impl FnOnce() -> R,
+    op: impl FnOnce(&Desc, &Inside) -> Result<R, Errno>,
+) -> R {
+    let Some(d) = fdtable::get(fd) else {
+        return pass();
+    };
+    counts::hit(name);
+    guard::run(pass, |inside| {
+        exposed_before(fd, &d, inside)?;
+        let r = op(&d, inside);
+        exposed_after(fd, &d, inside);
+        r
+    })
+}
+
+/// As [`on_fd`] for a call whose managed part only prepares the real one
+/// (a flush before a lock is released, say): `op` runs inside the shim if
+/// `fd` is managed, and the real call follows either way. An error of `op`
+/// is returned instead of making the call.
+fn before_fd<R: Failure>(
+    name: &'static str,
+    fd: libc::c_int,
+    call: impl FnOnce() -> R,
+    op: impl FnOnce(&Desc, &Inside) -> Result<(), Errno>,
+) -> R {
+    if let Some(d) = fdtable::get(fd) {
+        counts::hit(name);
+        if let Err(e) = guard::settle(|inside| op(&d, inside)) {
+            real::set_errno(e.0);
+            return R::failure();
+        }
+    }
+    call()
+}
+
 /// Puts the kernel's offset of `fd` where the engine has it, so the kernel
 /// (or another process) can take over the descriptor.
-fn sync_kernel_offset(fd: libc::c_int, d: &Desc) {
-    let _ = exposed_before(fd, d);
-    let pos = d.handle.position();
+fn sync_kernel_offset(fd: libc::c_int, d: &Desc, inside: &Inside) {
+    let _ = exposed_before(fd, d, inside);
+    let pos = d.handle(inside).position();
     set_kernel_offset(fd, pos);
     d.set_kernel_pos(pos);
 }
@@ -66,12 +111,11 @@ fn set_kernel_offset(fd: libc::c_int, pos: u64) {
 /// now on the kernel offset follows the engine's after every operation,
 /// and what such code did at the kernel offset is taken over before the
 /// next one (`exposed_before`).
-fn expose(fd: libc::c_int, d: &Desc) -> Result<(), Errno> {
+fn expose(fd: libc::c_int, d: &Desc, inside: &Inside) {
     if !d.exposed() {
         d.expose();
-        exposed_after(fd, d);
+        exposed_after(fd, d, inside);
     }
-    Ok(())
 }
 
 /// Before an operation on an exposed description: if code without hooks
@@ -79,51 +123,40 @@ fn expose(fd: libc::c_int, d: &Desc) -> Result<(), Errno> {
 /// there; its bytes are in the file. Pending data is written first (it
 /// lies before, and must not land over theirs later), the engine adopts
 /// the kernel offset and forgets what it cached.
-fn exposed_before(fd: libc::c_int, d: &Desc) -> Result<(), Errno> {
+fn exposed_before(fd: libc::c_int, d: &Desc, inside: &Inside) -> Result<(), Errno> {
     if !d.exposed() {
         return Ok(());
     }
     // SAFETY: lseek on the program's descriptor; no memory involved.
     let k = unsafe { real::lseek64(fd, 0, libc::SEEK_CUR) };
     if k >= 0 && k as u64 != d.kernel_pos() {
-        d.handle.flush()?;
-        d.handle.set_position(k as u64);
+        let h = d.handle(inside);
+        h.flush()?;
+        h.set_position(k as u64);
         d.set_kernel_pos(k as u64);
-        d.handle.invalidate();
+        h.invalidate();
     }
     Ok(())
 }
 
 /// After an operation on an exposed description: the kernel offset is
 /// where the engine has it, for whatever code without hooks runs next.
-fn exposed_after(fd: libc::c_int, d: &Desc) {
+fn exposed_after(fd: libc::c_int, d: &Desc, inside: &Inside) {
     if d.exposed() {
-        let pos = d.handle.position();
+        let pos = d.handle(inside).position();
         set_kernel_offset(fd, pos);
         d.set_kernel_pos(pos);
     }
 }
 
-/// Runs `op` on managed description `d` under `fd`, keeping an exposed
-/// description's kernel offset in step (see `exposed_before`).
-fn on_desc<T>(
-    fd: libc::c_int,
-    d: &Desc,
-    op: impl FnOnce() -> Result<T, Errno>,
-) -> Result<T, Errno> {
-    exposed_before(fd, d)?;
-    let r = op();
-    exposed_after(fd, d);
-    r
-}
-
-/// Gives the description under `fd` back to the kernel: operations in
-/// progress finish, pending data is written, the kernel offset is set, and
-/// every later operation through any of its fds is the kernel's (even one
-/// that already looked it up in the table). Returns a write error not yet
+/// Hands the description under `fd` to the kernel: operations in progress
+/// finish, pending data is written, the kernel offset is set, and every
+/// later operation through any of its fds is the kernel's (even one that
+/// already looked it up in the table). Returns a write error not yet
 /// reported through it.
-fn hand_over(fd: libc::c_int, d: &Desc) -> Result<(), Errno> {
-    let r = exposed_before(fd, d).and(d.handle.hand_over(|pos| set_kernel_offset(fd, pos)));
+fn hand_over(fd: libc::c_int, d: &Desc, inside: &Inside) -> Result<(), Errno> {
+    let moved = exposed_before(fd, d, inside);
+    let r = d.handle(inside).hand_over(|pos| set_kernel_offset(fd, pos));
     for (other, od) in fdtable::all() {
         if std::ptr::eq(&*od, d) {
             if let Some(x) = fdtable::remove(other) {
@@ -131,44 +164,44 @@ fn hand_over(fd: libc::c_int, d: &Desc) -> Result<(), Errno> {
             }
         }
     }
-    r
+    moved.and(r)
 }
 
-/// Hands the file behind `fd` back to the kernel for good (for `mmap`,
-/// `fdopen`, `O_APPEND`/`O_DIRECT` changes): its data is written (an error
-/// not yet reported through `fd` is returned), and every fd of it passes
-/// through from now on. Other descriptions of the file go too: their
-/// buffered writes and cached reads would not be ordered with what the
-/// kernel now does directly (a mapping, stdio, appends).
-fn demote(fd: libc::c_int) -> Result<(), Errno> {
+/// The file behind `fd` passes through for good (for `mmap`, `fdopen`,
+/// `O_APPEND`/`O_DIRECT` changes, a standard stream): its data is written
+/// (an error not yet reported through `fd` is returned), and every fd of it
+/// passes through from now on. Other descriptions of the file go too:
+/// their buffered writes and cached reads would not be ordered with what
+/// the kernel now does directly (a mapping, stdio, appends).
+fn pass_through_file_of(fd: libc::c_int, inside: &Inside) -> Result<(), Errno> {
     let Some(d) = fdtable::get(fd) else {
         return Ok(());
     };
-    let res = d.handle.flush();
-    demote_file(d.key);
+    let res = d.handle(inside).flush();
+    pass_through_file(d.key, inside);
     res
 }
 
-/// Every managed fd of every file handed to the kernel, and no later open
-/// managed (`policy::pass_everything`).
-fn demote_all() {
-    crate::policy::pass_everything();
+/// Every file of the process passes through, and no later open is
+/// managed (`policy::pass_through_everything`).
+fn pass_through_process(inside: &Inside) {
+    crate::policy::pass_through_everything();
     let mut done: Vec<FileKey> = Vec::new();
     for (_, d) in fdtable::all() {
         if !done.contains(&d.key) {
             done.push(d.key);
-            demote_file(d.key);
+            pass_through_file(d.key, inside);
         }
     }
 }
 
-/// Every managed fd of file `key`: pending data written, kernel offset set,
-/// passed through from now on, like later opens of it (`policy::pass_file`).
-fn demote_file(key: FileKey) {
-    crate::policy::pass_file(key);
+/// File `key` passes through: every managed fd of it handed to the
+/// kernel, and later opens of it not managed (`policy::pass_through`).
+fn pass_through_file(key: FileKey, inside: &Inside) {
+    crate::policy::pass_through(key);
     for (fd, d) in fdtable::all() {
         if d.key == key {
-            let _ = hand_over(fd, &d);
+            let _ = hand_over(fd, &d, inside);
         }
     }
 }

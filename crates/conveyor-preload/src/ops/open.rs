@@ -15,7 +15,7 @@ pub unsafe fn before(dirfd: c_int, path: *const c_char, flags: c_int) -> Option<
         return None;
     }
     let shim = state::get()?;
-    if !shim.engine.has_files() {
+    if !guard::within(|i| shim.engine(i).has_files()).unwrap_or(false) {
         return None;
     }
     // SAFETY: `st` is a plain C struct the call fills.
@@ -37,19 +37,16 @@ pub fn after(name: &'static str, fd: c_int, flags: c_int, truncated: Option<File
     if guard::inside() {
         return fd;
     }
-    guard::run(
-        || fd,
-        || {
-            if let Some(d) = policy::manage(shim, fd, flags) {
-                counts::hit(name);
-                fdtable::insert(fd, d);
-            } else if let Some(key) = policy::passed_open(shim, fd, flags) {
-                // Served by the kernel directly: so is every other
-                // descriptor of the file (flushed first).
-                super::demote_file(key);
-            }
-            super::retire::reap();
-            Ok(fd)
-        },
-    )
+    guard::quietly(|i| {
+        if let Some(d) = policy::manage(shim, fd, flags, i) {
+            counts::hit(name);
+            fdtable::insert(fd, d);
+        } else if let Some(key) = policy::passed_open(shim, fd, flags) {
+            // Served by the kernel directly: so is every other
+            // descriptor of the file (flushed first).
+            super::pass_through_file(key, i);
+        }
+        super::retire::reap(i);
+    });
+    fd
 }

@@ -41,36 +41,33 @@ pub fn barrier(name: &'static str, reach: Reach) {
         return;
     }
     counts::hit(name);
-    let _ = guard::run(
-        || 0,
-        || {
-            shim.engine.flush_all();
-            let all = fdtable::all();
-            for (fd, d) in &all {
-                sync_kernel_offset(*fd, d);
+    guard::quietly(|i| {
+        let engine = shim.engine(i);
+        engine.flush_all();
+        let all = fdtable::all();
+        for (fd, d) in &all {
+            sync_kernel_offset(*fd, d, i);
+        }
+        let reached = |fd: libc::c_int| match reach {
+            Reach::All => true,
+            Reach::Inherited => inherited(fd),
+            Reach::Spawn => inherited(fd) || spawn_dup2_source(fd),
+        };
+        let shared: Vec<&Arc<Desc>> = all
+            .iter()
+            .filter(|(fd, _)| reached(*fd))
+            .map(|(_, d)| d)
+            .collect();
+        for (fd, d) in &all {
+            if shared.iter().any(|s| Arc::ptr_eq(s, d)) {
+                // Writers on other threads may be inside the engine on
+                // this description right now: the hand-over waits for
+                // them and sends every later call to the kernel.
+                let _ = super::hand_over(*fd, d, i);
             }
-            let reached = |fd: libc::c_int| match reach {
-                Reach::All => true,
-                Reach::Inherited => inherited(fd),
-                Reach::Spawn => inherited(fd) || spawn_dup2_source(fd),
-            };
-            let shared: Vec<&Arc<Desc>> = all
-                .iter()
-                .filter(|(fd, _)| reached(*fd))
-                .map(|(_, d)| d)
-                .collect();
-            for (fd, d) in &all {
-                if shared.iter().any(|s| Arc::ptr_eq(s, d)) {
-                    // Writers on other threads may be inside the engine on
-                    // this description right now: the hand-over waits for
-                    // them and sends every later call to the kernel.
-                    let _ = super::hand_over(*fd, d);
-                }
-            }
-            shim.engine.drop_caches();
-            Ok(0)
-        },
-    );
+        }
+        engine.drop_caches();
+    });
 }
 
 // Descriptors some `posix_spawn_file_actions_adddup2` named as a source,
@@ -162,21 +159,17 @@ pub fn at_exit(last: bool) {
         // SAFETY: getpid has no preconditions.
         if state::owner() == unsafe { libc::getpid() } {
             crate::live::stop();
-            let _ = guard::run(
-                || 0,
-                || {
-                    shim.engine.flush_all();
-                    // A forked child that managed nothing (one about to
-                    // exec, say) leaves the report to its parent.
-                    let quiet =
-                        state::in_forked_child() && shim.engine.file_reports(false).is_empty();
-                    if last && !quiet {
-                        crate::report::write_once(&shim.engine);
-                        crate::log::flush_suppressed();
-                    }
-                    Ok(0)
-                },
-            );
+            guard::quietly(|i| {
+                let engine = shim.engine(i);
+                engine.flush_all();
+                // A forked child that managed nothing (one about to exec,
+                // say) leaves the report to its parent.
+                let quiet = state::in_forked_child() && engine.file_reports(false).is_empty();
+                if last && !quiet {
+                    crate::report::write_once(engine);
+                    crate::log::flush_suppressed();
+                }
+            });
         }
     }
     crate::counts::write_out();

@@ -12,6 +12,7 @@
 
 use crate::backend::RawBackend;
 use crate::desc::Desc;
+use crate::guard::Inside;
 use crate::policy::{fstat, key_of};
 use crate::{real, state};
 use conveyor_engine::FileKey;
@@ -61,21 +62,21 @@ pub fn retire(fd: c_int, d: Arc<Desc>) {
 
 /// Closes the kept descriptors of files the program no longer has open
 /// (`errno` is preserved).
-pub fn reap() {
+pub fn reap(inside: &Inside) {
     if !ANY.load(Ordering::Acquire) {
         return;
     }
     let saved = real::errno();
-    reap_locked();
+    reap_locked(inside);
     real::set_errno(saved);
 }
 
-fn reap_locked() {
+fn reap_locked(inside: &Inside) {
     let Ok(mut v) = RETIRED.try_lock() else {
         return;
     };
     let open = |r: &Retired| fstat(r.fd).is_some_and(|st| key_of(&st) == r.key);
-    let engine = state::get().map(|s| &s.engine);
+    let engine = state::get().map(|s| s.engine(inside));
     let busy: Vec<FileKey> = v
         .iter()
         .filter(|r| open(r) || engine.is_some_and(|e| e.pending_end(r.key).is_some()))

@@ -1,41 +1,39 @@
 //! Calls that move data inside the kernel or expose the file another way
 //! (`copy_file_range`, `sendfile`, `splice`, `mmap`, `fdopen`).
 //!
-//! The kernel-copy calls stay exact without demotion: pending data is
-//! written and kernel offsets set first, and afterwards the engine takes
-//! the new kernel offsets back and forgets what it cached of a file the
-//! kernel wrote. `mmap` and `fdopen` hand the description to the kernel.
+//! The kernel-copy calls stay exact without passing the file through:
+//! pending data is written and kernel offsets set first, and afterwards the
+//! engine takes the new kernel offsets back and forgets what it cached of a
+//! file the kernel wrote. After `mmap`, `fdopen`, a stream's open or a
+//! descriptor sent to another process, the file passes through.
 
-use super::{demote, demote_all, sync_kernel_offset};
-use crate::{counts, fdtable, guard, policy, real};
+use super::{pass_through_file_of, pass_through_process, sync_kernel_offset};
+use crate::guard::{self, Inside};
+use crate::{counts, fdtable, policy, real};
 use libc::c_int;
 
 /// Before a kernel copy involving `fd`: flushed, kernel offset set.
-fn prepare(name: &'static str, fd: c_int) {
+fn prepare(name: &'static str, fd: c_int, inside: &Inside) {
     if let Some(d) = fdtable::get(fd) {
         counts::hit(name);
-        let _ = guard::run(
-            || 0,
-            || {
-                sync_kernel_offset(fd, &d);
-                d.handle.flush().map(|_| 0)
-            },
-        );
+        sync_kernel_offset(fd, &d, inside);
+        let _ = d.handle(inside).flush();
     }
 }
 
 /// After it: the engine adopts the kernel offset; a written file's cache
 /// and known size are dropped.
-fn finish(fd: c_int, written: bool) {
+fn finish(fd: c_int, written: bool, inside: &Inside) {
     if let Some(d) = fdtable::get(fd) {
+        let h = d.handle(inside);
         // SAFETY: lseek on the program's descriptor; no memory involved.
         let pos = unsafe { real::lseek64(fd, 0, libc::SEEK_CUR) };
         if pos >= 0 {
-            d.handle.set_position(pos as u64);
+            h.set_position(pos as u64);
             d.set_kernel_pos(pos as u64);
         }
         if written {
-            d.handle.invalidate();
+            h.invalidate();
         }
     }
 }
@@ -51,13 +49,17 @@ pub fn copy(
     if !managed {
         return call();
     }
-    prepare(name, fd_in);
-    prepare(name, fd_out);
+    guard::quietly(|i| {
+        prepare(name, fd_in, i);
+        prepare(name, fd_out, i);
+    });
     let saved = real::errno();
     let r = call();
     let err = real::errno();
-    finish(fd_in, false);
-    finish(fd_out, true);
+    guard::quietly(|i| {
+        finish(fd_in, false, i);
+        finish(fd_out, true, i);
+    });
     real::set_errno(if r < 0 { err } else { saved });
     r
 }
@@ -76,23 +78,20 @@ pub fn before_map(name: &'static str, fd: c_int, prot: c_int, flags: c_int) {
     match crate::state::get() {
         Some(shim) if shared && policy::selected(shim, fd) => {
             counts::hit(name);
-            let _ = guard::run(
-                || 0,
-                || {
-                    demote_all();
-                    Ok(0)
-                },
-            );
+            guard::quietly(pass_through_process);
         }
-        _ => hand_over(name, fd),
+        _ => pass_through_fd(name, fd),
     }
 }
 
-/// Before `fdopen` of a managed fd: hand it to the kernel.
-pub fn hand_over(name: &'static str, fd: c_int) {
+/// Before `fdopen` of a managed fd (or `mmap`, or sending it to another
+/// process): its file passes through.
+pub fn pass_through_fd(name: &'static str, fd: c_int) {
     if fdtable::is_managed(fd) {
         counts::hit(name);
-        let _ = guard::run(|| 0, || demote(fd).map(|_| 0));
+        guard::quietly(|i| {
+            let _ = pass_through_file_of(fd, i);
+        });
     }
 }
 
@@ -107,7 +106,7 @@ pub unsafe fn before_stream_open(name: &'static str, path: *const libc::c_char) 
     let Some(shim) = crate::state::get() else {
         return;
     };
-    if path.is_null() || !shim.engine.has_files() {
+    if path.is_null() || !guard::within(|i| shim.engine(i).has_files()).unwrap_or(false) {
         return;
     }
     // SAFETY: `st` is a plain C struct the call fills.
@@ -119,16 +118,12 @@ pub unsafe fn before_stream_open(name: &'static str, path: *const libc::c_char) 
         return;
     }
     let key = policy::key_of(&st);
-    if shim.engine.pending_end(key).is_some() {
-        counts::hit(name);
-        let _ = guard::run(
-            || 0,
-            || {
-                super::demote_file(key);
-                Ok(0)
-            },
-        );
-    }
+    guard::quietly(|i| {
+        if shim.engine(i).pending_end(key).is_some() {
+            counts::hit(name);
+            super::pass_through_file(key, i);
+        }
+    });
 }
 
 /// After a stream opened descriptor `fd`: a stale entry of that number is
@@ -144,7 +139,7 @@ pub fn after_stream_open(fd: c_int) {
     };
     if policy::selected(shim, fd) {
         if let Some(st) = policy::fstat(fd) {
-            policy::pass_file(policy::key_of(&st));
+            policy::pass_through(policy::key_of(&st));
         }
     }
 }
