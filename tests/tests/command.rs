@@ -702,7 +702,9 @@ sys.stdout.write(repr(data) + "\n" + str(code) + "\n")
     let (tty, code) = text.trim_end().rsplit_once('\n').unwrap();
     assert_eq!(code, "0", "{text}");
     assert!(
-        tty.contains("conveyor: ") && tty.contains("1 file open") && tty.contains("written"),
+        tty.contains("\\r\\x1b[Kconveyor ")
+            && tty.contains("s: 1 file open, ")
+            && tty.contains(" errors"),
         "no status line: {tty}"
     );
     assert!(

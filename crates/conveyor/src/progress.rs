@@ -80,20 +80,26 @@ fn text(live: &[Live], elapsed: Duration) -> String {
         .sum();
     let buffered: u64 = live.iter().map(|l| l.write_buffered_bytes).sum();
     let errors: u64 = live.iter().map(|l| l.errors).sum();
-    format!(
-        "conveyor: {}s, {} open, {} written, {} read, {} buffered, {} error{}",
-        elapsed.as_secs(),
-        if open == 1 {
-            "1 file".to_string()
-        } else {
-            format!("{open} files")
-        },
-        units::rate(written),
-        units::rate(read),
-        units::bytes(buffered),
-        errors,
+    // What is zero is left out, so that the usual line fits 80 columns.
+    let mut parts = vec![if open == 1 {
+        "1 file open".to_string()
+    } else {
+        format!("{open} files open")
+    }];
+    if written > 0.0 {
+        parts.push(format!("{} written", units::rate(written)));
+    }
+    if read > 0.0 {
+        parts.push(format!("{} read", units::rate(read)));
+    }
+    if buffered > 0 {
+        parts.push(format!("{} buffered", units::bytes(buffered)));
+    }
+    parts.push(format!(
+        "{errors} error{}",
         if errors == 1 { "" } else { "s" }
-    )
+    ));
+    format!("conveyor {}s: {}", elapsed.as_secs(), parts.join(", "))
 }
 
 /// Columns of the terminal on stderr (80 if it cannot be told).

@@ -368,6 +368,9 @@ pub fn run(a: RunArgs) -> ExitCode {
         cmd.env(k, v);
     }
     let progress = a.progress && std::io::stderr().is_terminal();
+    if progress && std::env::var_os("CONVEYOR_LIVE_DIR").is_some_and(|d| d == "off") {
+        eprintln!("conveyor: warning: --progress has nothing to show: CONVEYOR_LIVE_DIR=off turns the live files off");
+    }
     if summary_dir.is_some() || progress {
         return supervise::run(cmd, prog, summary_dir, progress);
     }
