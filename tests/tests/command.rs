@@ -797,3 +797,28 @@ fn reference_matches_the_binary() {
         }
     }
 }
+
+/// (7) Every test file that starts the shim by hand (not through `Run`)
+/// gives it a live directory of its own, so new tests keep the rule too.
+#[test]
+fn every_test_that_preloads_the_shim_sets_a_live_directory() {
+    let dir = root().join("tests/tests");
+    let mut missing = Vec::new();
+    for e in std::fs::read_dir(&dir).unwrap().flatten() {
+        let p = e.path();
+        if p.extension().is_none_or(|x| x != "rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&p).unwrap();
+        let preloads = text.contains(".env(\"LD_PRELOAD\", shim())")
+            || text.contains(".env(\"LD_PRELOAD\", conveyor_tests::shim())")
+            || (text.contains("Command::new(conveyor())") && text.contains("\"run\""));
+        if preloads && !text.contains("CONVEYOR_LIVE_DIR") && !text.contains("own_live_dir") {
+            missing.push(p.display().to_string());
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "these start the shim without a live directory of their own: {missing:?}"
+    );
+}
