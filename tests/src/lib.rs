@@ -83,9 +83,21 @@ impl Drop for TempDir {
     }
 }
 
+/// Gives a command under the shim a live directory of its own (returned,
+/// removed when dropped), so no test leaves `<pid>.live` files of processes
+/// it killed in the user's real `/dev/shm/conveyor-$UID`, and no test sees
+/// another's. Keep the directory until the command has ended.
+pub fn own_live_dir(cmd: &mut Command) -> TempDir {
+    let live = TempDir::new("live");
+    cmd.env("CONVEYOR_LIVE_DIR", live.path());
+    live
+}
+
 /// A command to run with or without the shim.
 pub struct Run {
     cmd: Command,
+    // Held for the command's lifetime (see `own_live_dir`).
+    _live: TempDir,
 }
 
 impl Run {
@@ -100,12 +112,12 @@ impl Run {
             "CONVEYOR_LOG",
             "CONVEYOR_LOG_FILE",
             "CONVEYOR_STATS",
-            "CONVEYOR_LIVE_DIR",
             "CONVEYOR_TEST_COUNTS",
         ] {
             cmd.env_remove(v);
         }
-        Run { cmd }
+        let live = own_live_dir(&mut cmd);
+        Run { cmd, _live: live }
     }
 
     /// Sets an environment variable.

@@ -43,6 +43,8 @@ fn run_and_kill(dir: &Path, db: &str, first_id: u64, commits: u64) -> u64 {
         .current_dir(dir)
         .env("LD_PRELOAD", shim())
         .env("CONVEYOR_PATHS", dir)
+        // The killed shell's live file stays in the test's own directory.
+        .env("CONVEYOR_LIVE_DIR", dir.join(".live"))
         .env_remove("CONVEYOR_DISABLE")
         .env_remove("CONVEYOR_LOG")
         .stdin(std::fs::File::open(&sql).unwrap())

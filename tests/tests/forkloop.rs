@@ -175,6 +175,7 @@ fn fork_loop(extra: &[&str]) {
         .env("LD_PRELOAD", shim())
         .env("CONVEYOR_PATHS", &data)
         .env("CONVEYOR_TEST_COUNTS", counts.path().join("counts-%p"))
+        .env("CONVEYOR_LIVE_DIR", dir.path().join("live"))
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&so).unwrap())
         .stderr(std::fs::File::create(&se).unwrap())

@@ -90,6 +90,8 @@ fn spawn(dir: &Path, counts: &Path, role: &str, kind: &str) -> Child {
         .env("LD_PRELOAD", shim())
         .env("CONVEYOR_PATHS", dir)
         .env("CONVEYOR_TEST_COUNTS", counts.join("counts-%p"))
+        // Outlives both children, like the counts.
+        .env("CONVEYOR_LIVE_DIR", counts.join("live"))
         .env_remove("CONVEYOR_DISABLE")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

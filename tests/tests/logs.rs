@@ -163,6 +163,7 @@ fn run_log_options_reach_the_shim() {
         .args(["--", "dd", "if=/dev/zero", "of=data/z", "bs=4k", "count=4"])
         .current_dir(dir.path())
         .env_remove("LD_PRELOAD")
+        .env("CONVEYOR_LIVE_DIR", dir.path().join("live"))
         .output()
         .unwrap();
     ok(&out, "conveyor run dd");

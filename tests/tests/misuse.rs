@@ -428,6 +428,7 @@ fn bounded_shimmed(
         .env("LD_PRELOAD", shim())
         .env("CONVEYOR_PATHS", paths)
         .env("CONVEYOR_TEST_COUNTS", counts.path().join("counts-%p"))
+        .env("CONVEYOR_LIVE_DIR", counts.path().join("live"))
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&so).unwrap())
         .stderr(std::fs::File::create(&se).unwrap())

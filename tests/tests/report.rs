@@ -42,6 +42,7 @@ fn conveyor_cmd(args: &[&str], dir: &Path) -> Output {
         .env_remove("LD_PRELOAD")
         .env_remove("CONVEYOR_PATHS")
         .env_remove("CONVEYOR_STATS")
+        .env("CONVEYOR_LIVE_DIR", dir.join(".live"))
         .output()
         .expect("run conveyor")
 }

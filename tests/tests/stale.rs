@@ -31,7 +31,7 @@ fn wait_for(out: &Path, want: &str, tail: &mut Child) -> String {
     }
 }
 
-fn tail_f(dir: &Path, shimmed: bool) -> Child {
+fn tail_f(dir: &Path, shimmed: bool, live: &Path) -> Child {
     let mut c = Command::new("tail");
     c.args(["-n", "+1", "-F", "--sleep-interval=0.1", "log"])
         .current_dir(dir)
@@ -40,7 +40,10 @@ fn tail_f(dir: &Path, shimmed: bool) -> Child {
         .env_remove("LD_PRELOAD")
         .env_remove("CONVEYOR_PATHS");
     if shimmed {
-        c.env("LD_PRELOAD", shim()).env("CONVEYOR_PATHS", dir);
+        // tail is killed: its live file stays in a directory of the test's.
+        c.env("LD_PRELOAD", shim())
+            .env("CONVEYOR_PATHS", dir)
+            .env("CONVEYOR_LIVE_DIR", live);
     }
     c.spawn().expect("start tail")
 }
@@ -52,7 +55,8 @@ fn follow(dir: &Path, shimmed: bool) -> String {
     let lines: String = (1..=50).map(|i| format!("old {i}\n")).collect();
     std::fs::write(&log, &lines).expect("seq");
     let out = dir.join("../out");
-    let mut tail = tail_f(dir, shimmed);
+    let live = TempDir::new("stale-live");
+    let mut tail = tail_f(dir, shimmed, live.path());
     wait_for(&out, "old 50\n", &mut tail);
     // copytruncate: copy, then truncate in place; new lines come at 0.
     std::fs::copy(&log, dir.join("log.1")).expect("copy");
@@ -120,6 +124,7 @@ fn a_static_writer_between_two_reads_is_seen() {
     let writer = bins.path().join("overwrite");
     compile_c(&root().join("tests/c/overwrite.c"), &writer, &["-static"]);
     let mut failures = Vec::new();
+    let live = TempDir::new("stale-live");
     for place in PLACES {
         let t = Twins::new(place, "stale");
         let mut results = Vec::new();
@@ -132,7 +137,9 @@ fn a_static_writer_between_two_reads_is_seen() {
                 .stdout(Stdio::piped())
                 .env_remove("LD_PRELOAD");
             if shimmed {
-                c.env("LD_PRELOAD", shim()).env("CONVEYOR_PATHS", dir);
+                c.env("LD_PRELOAD", shim())
+                    .env("CONVEYOR_PATHS", dir)
+                    .env("CONVEYOR_LIVE_DIR", live.path());
             }
             let mut reader = c.spawn().expect("reader");
             let mut out = BufReader::new(reader.stdout.take().expect("stdout"));

@@ -1,5 +1,8 @@
-//! Engine settings and the size syntax (`4096`, `64K`, `8M`, `1G`, `1GiB`)
-//! that every `CONVEYOR_*` size variable accepts.
+//! Engine settings and the syntax of the `CONVEYOR_*` values: sizes
+//! (`4096`, `64K`, `8M`, `1G`, `1GiB`), durations (`500ms`, `5s`, `2m`) and
+//! log levels. The shim and the `conveyor` launcher both parse with these,
+//! so a value the launcher accepts is one the shim accepts, and both name a
+//! bad one in the same words.
 
 use std::fmt;
 use std::time::Duration;
@@ -168,6 +171,42 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
     }
 }
 
+/// Why a log level string was rejected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LevelError {
+    /// The text that was given.
+    pub input: String,
+}
+
+impl fmt::Display for LevelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:?} is not a log level (expected error, warn, info, debug, trace or off)",
+            self.input
+        )
+    }
+}
+
+impl std::error::Error for LevelError {}
+
+/// Parses a `CONVEYOR_LOG` value: `off` (or `none`) 0, `error` 1, `warn`
+/// (or `warning`) 2, `info` 3, `debug` 4, `trace` 5; any case, surrounding
+/// blanks ignored.
+pub fn parse_log_level(input: &str) -> Result<u8, LevelError> {
+    match input.trim().to_ascii_lowercase().as_str() {
+        "off" | "none" => Ok(0),
+        "error" => Ok(1),
+        "warn" | "warning" => Ok(2),
+        "info" => Ok(3),
+        "debug" => Ok(4),
+        "trace" => Ok(5),
+        _ => Err(LevelError {
+            input: input.to_string(),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,6 +257,15 @@ mod tests {
             let e = parse_duration(bad).expect_err(bad);
             assert!(e.to_string().contains("expected a whole number"), "{e}");
         }
+    }
+
+    #[test]
+    fn log_levels_parse() {
+        assert_eq!(parse_log_level("off"), Ok(0));
+        assert_eq!(parse_log_level(" Warning "), Ok(2));
+        assert_eq!(parse_log_level("TRACE"), Ok(5));
+        let e = parse_log_level("verbose").unwrap_err().to_string();
+        assert!(e.starts_with("\"verbose\" is not a log level"), "{e}");
     }
 
     #[test]

@@ -45,7 +45,9 @@ mod write_buffer;
 
 pub use backend::{Backend, FileBackend};
 pub use clock::{Clock, SystemClock};
-pub use config::{parse_duration, parse_size, Config, DurationError, SizeError};
+pub use config::{
+    parse_duration, parse_log_level, parse_size, Config, DurationError, LevelError, SizeError,
+};
 pub use engine::{Attrs, Engine, FileKey, FileReport, Gauges};
 pub use error::{Errno, Result};
 pub use handle::{Handle, Mode};

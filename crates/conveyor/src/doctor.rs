@@ -1,9 +1,10 @@
 //! `conveyor doctor PATH...`: would each path be accelerated under the
-//! current environment (or the given `--path`s), and why or why not; and
-//! can the shim be found and loaded.
+//! current environment (or the given `--path`s), and why or why not; every
+//! `CONVEYOR_*` setting in effect, with its default; and can the shim be
+//! found and loaded.
 
-use crate::find;
-use conveyor_engine::{parse_duration, parse_size};
+use crate::settings::{self, Origin};
+use crate::{find, EXIT_SKIPPED};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -116,7 +117,8 @@ fn loads(shim: &Path) -> Result<(), String> {
     }
 }
 
-/// Runs the checks; exit 0 when the shim is usable, 1 when it is not.
+/// Runs the checks; exit 0 when the shim is usable and every setting
+/// valid, 1 when not.
 pub fn doctor(paths: &[PathBuf], targets: &[PathBuf]) -> ExitCode {
     let mut usable = true;
     match find::shim() {
@@ -142,54 +144,65 @@ pub fn doctor(paths: &[PathBuf], targets: &[PathBuf]) -> ExitCode {
             usable = false;
         }
     }
-    let env_paths: Vec<PathBuf> = std::env::var_os("CONVEYOR_PATHS")
-        .map(|v| {
-            std::env::split_paths(&v)
-                .filter(|p| !p.as_os_str().is_empty())
-                .collect()
-        })
-        .unwrap_or_default();
-    let selected = if paths.is_empty() {
-        env_paths
-    } else {
-        paths.to_vec()
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let given: Vec<PathBuf> = paths.iter().map(|p| cwd.join(p)).collect();
+    let joined = std::env::join_paths(&given).unwrap_or_default();
+    let lookup = |name: &str| {
+        if name == "CONVEYOR_PATHS" && !given.is_empty() {
+            return Some((joined.clone(), Origin::Option("--path")));
+        }
+        settings::from_env(name)
     };
-    if std::env::var("CONVEYOR_DISABLE").is_ok_and(|v| !v.is_empty() && v != "0") {
-        println!("CONVEYOR_DISABLE is set: nothing is accelerated");
-    }
-    for v in [
-        "CONVEYOR_WRITE_BUFFER",
-        "CONVEYOR_IO_SIZE",
-        "CONVEYOR_READ_AHEAD",
-        "CONVEYOR_MAX_MEMORY",
-    ] {
-        if let Ok(val) = std::env::var(v) {
-            if let Err(e) = parse_size(&val) {
-                println!("{v}: {e}; the shim would pass everything through");
+    let mut bad = false;
+    for v in settings::check(&lookup) {
+        let line = match (&v.value, &v.problem) {
+            (_, Some(p)) => {
+                bad = true;
+                format!("{}: bad: {p}", v.name)
             }
+            (Some((val, Origin::Option(o))), None) => {
+                format!("{}={val} (from {o}): {}", v.name, v.meaning)
+            }
+            (Some((val, Origin::Environment)), None) => format!("{}={val}: {}", v.name, v.meaning),
+            (None, None) => format!("{}: {}", v.name, v.meaning),
+        };
+        println!("{line}");
+        for n in &v.notes {
+            println!("{n}");
         }
     }
-    if let Ok(val) = std::env::var("CONVEYOR_MAX_AGE") {
-        if let Err(e) = parse_duration(&val) {
-            println!("CONVEYOR_MAX_AGE: {e}; the shim would pass everything through");
-        }
+    if let Some(env) =
+        std::env::var_os("CONVEYOR_PATHS").filter(|e| !e.is_empty() && !given.is_empty())
+    {
+        println!(
+            "--path wins: CONVEYOR_PATHS={} from the environment is not used here",
+            env.to_string_lossy()
+        );
     }
+    for u in settings::unknown() {
+        println!("{u}");
+    }
+    let selected: Vec<PathBuf> = if given.is_empty() {
+        std::env::var_os("CONVEYOR_PATHS")
+            .map(|v| {
+                std::env::split_paths(&v)
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+    } else {
+        given.clone()
+    };
     if selected.is_empty() {
         println!("CONVEYOR_PATHS is not set (and no --path given): nothing is accelerated");
-    }
-    for p in selected.iter().filter(|p| !p.is_absolute()) {
-        println!(
-            "CONVEYOR_PATHS entry {} is not absolute: the shim ignores it",
-            p.display()
-        );
     }
     let prefixes = prefixes(&selected);
     for t in targets {
         println!("{}", verdict(t, &prefixes));
     }
-    if usable {
+    if usable && !bad {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(1)
+        ExitCode::from(EXIT_SKIPPED)
     }
 }

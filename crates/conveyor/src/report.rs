@@ -23,31 +23,50 @@ struct Input {
     command: String,
 }
 
+/// A report that could not be merged, and why.
 #[derive(Serialize)]
-struct Skipped {
-    file: String,
-    problem: String,
+pub struct Skipped {
+    /// The file as given.
+    pub file: String,
+    /// What is wrong with it.
+    pub problem: String,
 }
 
+/// One path's merged counters.
 #[derive(Serialize)]
-struct Row {
-    path: String,
-    processes: u64,
+pub struct Row {
+    /// The file.
+    pub path: String,
+    /// How many processes used it.
+    pub processes: u64,
     open: bool,
     #[serde(flatten)]
     stats: Stats,
 }
 
+/// The reports of a process tree, merged.
 #[derive(Serialize)]
-struct Merged {
+pub struct Merged {
     schema: &'static str,
     inputs: Vec<Input>,
-    skipped: Vec<Skipped>,
-    totals: Stats,
-    files: Vec<Row>,
+    /// Files that could not be merged.
+    pub skipped: Vec<Skipped>,
+    /// Sums over every process.
+    pub totals: Stats,
+    /// One row per path.
+    pub files: Vec<Row>,
 }
 
-fn merge(files: &[PathBuf]) -> Merged {
+impl Merged {
+    /// How many reports were merged.
+    pub fn processes(&self) -> usize {
+        self.inputs.len()
+    }
+}
+
+/// Merges the reports in `files`; the ones that cannot be read are listed
+/// in `skipped`.
+pub fn merge(files: &[PathBuf]) -> Merged {
     let mut m = Merged {
         schema: SCHEMA,
         inputs: Vec::new(),

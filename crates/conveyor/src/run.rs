@@ -1,38 +1,169 @@
-//! `conveyor run`: environment for the shim, warnings a user needs, exec.
+//! `conveyor run`: environment for the shim, every mistake caught before
+//! the command starts, warnings a user needs, then exec (or, for
+//! `--summary` and `--progress`, a child the launcher waits for).
 
-use crate::{find, EXIT_LAUNCH, EXIT_NOT_RUN};
+use crate::cli::RunArgs;
+use crate::settings::{self, Origin};
+use crate::{find, supervise, EXIT_LAUNCH, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_USAGE};
 use std::ffi::{OsStr, OsString};
+use std::io::IsTerminal;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// `CMD` resolved through `PATH` as exec would.
-fn resolve(cmd: &OsStr) -> Option<PathBuf> {
-    let p = Path::new(cmd);
-    if cmd.as_bytes().contains(&b'/') {
-        return p.is_file().then(|| p.to_path_buf());
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(p))
-        .find(|c| c.is_file())
+/// What became of looking the command up, as a shell would.
+enum Resolved {
+    /// An executable file.
+    Exe(PathBuf),
+    /// Nothing by that name (127).
+    NotFound(String),
+    /// Found, but it cannot be run (126).
+    NotRunnable(String),
 }
 
-/// Why LD_PRELOAD cannot reach this executable, if it cannot.
+fn executable(p: &Path) -> bool {
+    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `c` is a NUL-terminated path.
+    unsafe { libc::access(c.as_ptr(), libc::X_OK) == 0 }
+}
+
+/// `CMD` resolved through `PATH` as the shell does: a name with a slash is
+/// used as it is; otherwise the first executable regular file in `PATH`,
+/// and if there is none but a file that is not executable, that one is
+/// named (the shell's "permission denied", 126).
+fn resolve(cmd: &OsStr) -> Resolved {
+    let shown = cmd.to_string_lossy();
+    let p = Path::new(cmd);
+    if cmd.as_bytes().contains(&b'/') {
+        return match std::fs::metadata(p) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Resolved::NotFound(format!("{shown}: no such file or directory"))
+            }
+            Err(e) => Resolved::NotRunnable(format!("{shown}: {e}")),
+            Ok(m) if m.is_dir() => Resolved::NotRunnable(format!("{shown}: is a directory")),
+            Ok(_) if !executable(p) => Resolved::NotRunnable(format!(
+                "{shown}: permission denied (the file is not executable)"
+            )),
+            Ok(_) => Resolved::Exe(p.to_path_buf()),
+        };
+    }
+    let mut not_executable = None;
+    if let Some(path) = std::env::var_os("PATH") {
+        for c in std::env::split_paths(&path).map(|d| d.join(p)) {
+            if !c.is_file() {
+                continue;
+            }
+            if executable(&c) {
+                return Resolved::Exe(c);
+            }
+            not_executable.get_or_insert(c);
+        }
+    }
+    match not_executable {
+        Some(c) => Resolved::NotRunnable(format!(
+            "{shown}: permission denied ({} is not executable)",
+            c.display()
+        )),
+        None => Resolved::NotFound(format!("{shown}: command not found")),
+    }
+}
+
+/// True if `path` is on a filesystem mounted `nosuid` (where the loader
+/// ignores setuid bits and file capabilities).
+fn nosuid(path: &Path) -> bool {
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: statvfs fills a zeroed struct from a NUL-terminated path.
+    unsafe {
+        let mut s: libc::statvfs = std::mem::zeroed();
+        libc::statvfs(c.as_ptr(), &mut s) == 0 && s.f_flag & libc::ST_NOSUID != 0
+    }
+}
+
+/// True if `path` carries file capabilities.
+fn has_capabilities(path: &Path) -> bool {
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: asks only for the size of an attribute of a NUL-terminated path.
+    unsafe {
+        libc::getxattr(
+            c.as_ptr(),
+            c"security.capability".as_ptr(),
+            std::ptr::null_mut(),
+            0,
+        ) > 0
+    }
+}
+
+/// Why LD_PRELOAD cannot reach this executable, if it cannot: a static
+/// binary, or one the kernel starts in secure-execution mode (AT_SECURE),
+/// where the loader ignores LD_PRELOAD: the effective uid or gid it gets
+/// differs from the real one, or it gains file capabilities. A setuid
+/// binary run by its owner (root running a setuid-root one) is not in that
+/// mode, and is accelerated.
 fn unreachable_reason(exe: &Path) -> Option<String> {
     let meta = std::fs::metadata(exe).ok()?;
-    let mode = meta.permissions().mode();
-    if mode & 0o6000 != 0 {
-        return Some("it is setuid/setgid (the loader ignores LD_PRELOAD for it)".into());
-    }
-    let bytes = std::fs::read(exe).ok()?;
-    if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" {
+    let mut head = [0u8; 64];
+    let n = std::io::Read::read(&mut std::fs::File::open(exe).ok()?, &mut head).ok()?;
+    if n < 64 || &head[..4] != b"\x7fELF" {
         return None; // a script: its interpreter is what runs
     }
+    // SAFETY: these have no preconditions and cannot fail.
+    let (ruid, euid, rgid, egid) = unsafe {
+        (
+            libc::getuid(),
+            libc::geteuid(),
+            libc::getgid(),
+            libc::getegid(),
+        )
+    };
+    if ruid != euid || rgid != egid {
+        return Some(
+            "conveyor runs with an effective uid or gid different from the real one, \
+so the loader runs every program it starts in secure-execution mode and ignores LD_PRELOAD"
+                .into(),
+        );
+    }
+    let mode = meta.permissions().mode();
+    // Root gains nothing from file capabilities: no secure execution then.
+    let caps = ruid != 0 && has_capabilities(exe);
+    if (mode & 0o6000 != 0 || caps) && !nosuid(exe) {
+        if mode & 0o4000 != 0 && meta.uid() != ruid {
+            return Some(format!(
+                "it is setuid to uid {} and you are uid {ruid}: the loader runs it in \
+secure-execution mode and ignores LD_PRELOAD",
+                meta.uid()
+            ));
+        }
+        if mode & 0o2000 != 0 && meta.gid() != rgid {
+            return Some(format!(
+                "it is setgid to gid {} and your gid is {rgid}: the loader runs it in \
+secure-execution mode and ignores LD_PRELOAD",
+                meta.gid()
+            ));
+        }
+        if caps {
+            return Some(
+                "it has file capabilities: the loader runs it in secure-execution mode and \
+ignores LD_PRELOAD"
+                    .into(),
+            );
+        }
+    }
+    static_reason(exe)
+}
+
+/// "statically linked" if the ELF file has no program interpreter.
+fn static_reason(exe: &Path) -> Option<String> {
+    let bytes = std::fs::read(exe).ok()?;
     // 64-bit little-endian ELF: program headers; no PT_INTERP means static.
-    if bytes[4] != 2 || bytes[5] != 1 {
+    if bytes.len() < 64 || bytes[4] != 2 || bytes[5] != 1 {
         return None;
     }
     let u64_at = |o: usize| {
@@ -58,23 +189,142 @@ fn unreachable_reason(exe: &Path) -> Option<String> {
     (!interp).then(|| "it is statically linked (LD_PRELOAD needs the dynamic loader)".into())
 }
 
-/// Settings for the shim beyond the paths.
-pub struct Shim<'a> {
-    /// `CONVEYOR_STATS`: a JSON file (`%p` = pid) or `-` for stderr.
-    pub stats: Option<&'a str>,
-    /// `CONVEYOR_LOG`.
-    pub log: Option<&'a str>,
-    /// `CONVEYOR_LOG_FILE` (`%p` = pid).
-    pub log_file: Option<&'a Path>,
+fn usage(msg: &str) -> ExitCode {
+    eprintln!("conveyor run: {msg}");
+    ExitCode::from(EXIT_USAGE)
 }
 
-/// Runs `command` under the shim; returns only if exec failed.
-pub fn run(paths: &[PathBuf], shim_cfg: Shim<'_>, command: &[OsString]) -> ExitCode {
-    let Shim {
-        stats,
-        log,
-        log_file,
-    } = shim_cfg;
+/// Runs the command under the shim. Returns only when the command could
+/// not be started, or (with `--summary`/`--progress`) with its status.
+pub fn run(a: RunArgs) -> ExitCode {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let absolute = |p: &Path| {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            cwd.join(p)
+        }
+    };
+    // The variables the launcher sets, which win over the environment.
+    let mut set: Vec<(&'static str, OsString, Origin)> = Vec::new();
+    let env_paths = std::env::var_os("CONVEYOR_PATHS").filter(|v| !v.is_empty());
+    if a.paths.is_empty() {
+        if env_paths.is_none() {
+            return usage(
+                "no directory selected: give --path DIR (repeatable), or export CONVEYOR_PATHS",
+            );
+        }
+    } else {
+        let mut joined = OsString::new();
+        for (i, p) in a.paths.iter().enumerate() {
+            let abs = absolute(p);
+            if !abs.exists() {
+                eprintln!("conveyor: warning: --path {} does not exist (yet); files created under it are accelerated", abs.display());
+            }
+            if i > 0 {
+                joined.push(":");
+            }
+            joined.push(abs.as_os_str());
+        }
+        if let Some(env) = env_paths.filter(|e| *e != joined) {
+            eprintln!(
+                "conveyor: --path wins: files under {} are accelerated; CONVEYOR_PATHS={} from the environment is not used",
+                joined.to_string_lossy(),
+                env.to_string_lossy()
+            );
+        }
+        set.push(("CONVEYOR_PATHS", joined, Origin::Option("--path")));
+    }
+    if let Some(l) = &a.log {
+        set.push(("CONVEYOR_LOG", l.into(), Origin::Option("--log")));
+    }
+    if let Some(f) = &a.log_file {
+        // Absolute: the command may change directory before it logs.
+        set.push((
+            "CONVEYOR_LOG_FILE",
+            absolute(f).into(),
+            Origin::Option("--log-file"),
+        ));
+    }
+    match a.stats.as_deref() {
+        Some("-") => set.push(("CONVEYOR_STATS", "stderr".into(), Origin::Option("--stats"))),
+        Some(f) => set.push((
+            "CONVEYOR_STATS",
+            absolute(Path::new(f)).into(),
+            Origin::Option("--stats"),
+        )),
+        None => {}
+    }
+    let summary_dir = if a.summary {
+        if let Some(env) = std::env::var_os("CONVEYOR_STATS").filter(|v| !v.is_empty()) {
+            eprintln!(
+                "conveyor: --summary wins: it collects the reports itself; CONVEYOR_STATS={} from the environment is not used",
+                env.to_string_lossy()
+            );
+        }
+        match supervise::PrivateDir::new() {
+            Ok(d) => {
+                set.push((
+                    "CONVEYOR_STATS",
+                    d.path().join("report-%p.json").into(),
+                    Origin::Option("--summary"),
+                ));
+                Some(d)
+            }
+            Err(e) => {
+                eprintln!("conveyor: cannot create a directory for --summary: {e}");
+                return ExitCode::from(EXIT_LAUNCH);
+            }
+        }
+    } else {
+        None
+    };
+
+    let lookup = |name: &str| {
+        set.iter()
+            .find(|(k, _, _)| *k == name)
+            .map(|(_, v, o)| (v.clone(), *o))
+            .or_else(|| settings::from_env(name))
+    };
+    let verdicts = settings::check(&lookup);
+    let problems: Vec<&str> = verdicts
+        .iter()
+        .filter_map(|v| v.problem.as_deref())
+        .collect();
+    if !problems.is_empty() {
+        for p in &problems {
+            eprintln!("conveyor run: {p}");
+        }
+        eprintln!(
+            "conveyor run: not started: fix or unset {} (`conveyor doctor` shows every setting)",
+            if problems.len() == 1 {
+                "that setting"
+            } else {
+                "those settings"
+            }
+        );
+        return ExitCode::from(EXIT_USAGE);
+    }
+    for v in &verdicts {
+        for n in &v.notes {
+            if v.value
+                .as_ref()
+                .is_some_and(|(_, o)| *o == Origin::Environment)
+            {
+                eprintln!("conveyor: warning: {n}");
+            }
+        }
+    }
+    for u in settings::unknown() {
+        eprintln!("conveyor: warning: {u}");
+    }
+    if verdicts
+        .iter()
+        .any(|v| v.name == "CONVEYOR_DISABLE" && v.meaning.starts_with("set"))
+    {
+        eprintln!("conveyor: warning: CONVEYOR_DISABLE is set: the shim manages nothing");
+    }
+
     let shim = match find::shim() {
         Ok(s) => s,
         Err(missing) => {
@@ -87,39 +337,25 @@ pub fn run(paths: &[PathBuf], shim_cfg: Shim<'_>, command: &[OsString]) -> ExitC
             return ExitCode::from(EXIT_LAUNCH);
         }
     };
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-    let mut joined = OsString::new();
-    for (i, p) in paths.iter().enumerate() {
-        let abs = if p.is_absolute() {
-            p.clone()
-        } else {
-            cwd.join(p)
-        };
-        if !abs.exists() {
-            eprintln!("conveyor: warning: --path {} does not exist (yet); files created under it are accelerated", abs.display());
-        }
-        if i > 0 {
-            joined.push(":");
-        }
-        joined.push(abs.as_os_str());
-    }
-    let Some((prog, args)) = command.split_first() else {
-        eprintln!("conveyor: no command given");
-        return ExitCode::from(2);
+    let Some((prog, args)) = a.command.split_first() else {
+        return usage("no command given");
     };
-    match resolve(prog) {
-        None => {
-            eprintln!("conveyor: {}: command not found", prog.to_string_lossy());
-            return ExitCode::from(EXIT_NOT_RUN);
+    let exe = match resolve(prog) {
+        Resolved::NotFound(msg) => {
+            eprintln!("conveyor: {msg}");
+            return ExitCode::from(EXIT_NOT_FOUND);
         }
-        Some(exe) => {
-            if let Some(why) = unreachable_reason(&exe) {
-                eprintln!(
-                    "conveyor: warning: {} will run without acceleration: {why}",
-                    exe.display()
-                );
-            }
+        Resolved::NotRunnable(msg) => {
+            eprintln!("conveyor: {msg}");
+            return ExitCode::from(EXIT_NOT_EXECUTABLE);
         }
+        Resolved::Exe(exe) => exe,
+    };
+    if let Some(why) = unreachable_reason(&exe) {
+        eprintln!(
+            "conveyor: warning: {} will run without acceleration: {why}",
+            exe.display()
+        );
     }
     let mut preload = OsString::from(shim.as_os_str());
     if let Some(old) = std::env::var_os("LD_PRELOAD").filter(|o| !o.is_empty()) {
@@ -127,35 +363,28 @@ pub fn run(paths: &[PathBuf], shim_cfg: Shim<'_>, command: &[OsString]) -> ExitC
         preload.push(old);
     }
     let mut cmd = std::process::Command::new(prog);
-    cmd.args(args)
-        .env("LD_PRELOAD", preload)
-        .env("CONVEYOR_PATHS", joined);
-    if let Some(l) = log {
-        cmd.env("CONVEYOR_LOG", l);
+    cmd.args(args).env("LD_PRELOAD", preload);
+    for (k, v, _) in &set {
+        cmd.env(k, v);
     }
-    if let Some(f) = log_file {
-        // Absolute: the command may change directory before it logs.
-        cmd.env("CONVEYOR_LOG_FILE", cwd.join(f));
+    let progress = a.progress && std::io::stderr().is_terminal();
+    if progress && std::env::var_os("CONVEYOR_LIVE_DIR").is_some_and(|d| d == "off") {
+        eprintln!("conveyor: warning: --progress has nothing to show: CONVEYOR_LIVE_DIR=off turns the live files off");
     }
-    match stats {
-        Some("-") => {
-            cmd.env("CONVEYOR_STATS", "stderr");
-        }
-        Some(f) => {
-            let abs = if Path::new(f).is_absolute() {
-                PathBuf::from(f)
-            } else {
-                cwd.join(f)
-            };
-            cmd.env("CONVEYOR_STATS", abs);
-        }
-        None => {}
+    if summary_dir.is_some() || progress {
+        return supervise::run(cmd, prog, summary_dir, progress);
     }
     let err = cmd.exec();
-    eprintln!("conveyor: cannot run {}: {err}", prog.to_string_lossy());
-    ExitCode::from(if err.kind() == std::io::ErrorKind::NotFound {
-        EXIT_NOT_RUN
+    cannot_run(prog, &err)
+}
+
+/// Says why the command could not be started; the shell's status for it.
+pub fn cannot_run(prog: &OsStr, err: &std::io::Error) -> ExitCode {
+    let why = if err.kind() == std::io::ErrorKind::NotFound {
+        format!("{err} (its interpreter or loader is missing)")
     } else {
-        EXIT_LAUNCH
-    })
+        err.to_string()
+    };
+    eprintln!("conveyor: cannot run {}: {why}", prog.to_string_lossy());
+    ExitCode::from(EXIT_NOT_EXECUTABLE)
 }

@@ -28,13 +28,9 @@ static OPENING: Mutex<()> = Mutex::new(());
 pub fn configure() -> Result<(), String> {
     let mut bad = Ok(());
     if let Ok(l) = std::env::var("CONVEYOR_LOG") {
-        match parse_level(&l) {
-            Some(l) => LEVEL.store(l, Ordering::Relaxed),
-            None => {
-                bad = Err(format!(
-                    "CONVEYOR_LOG={l:?} is not a log level (expected error, warn, info, debug, trace or off)"
-                ))
-            }
+        match conveyor_engine::parse_log_level(&l) {
+            Ok(l) => LEVEL.store(l, Ordering::Relaxed),
+            Err(e) => bad = Err(format!("CONVEYOR_LOG={e}")),
         }
     }
     if let Some(f) = std::env::var("CONVEYOR_LOG_FILE")
@@ -64,19 +60,6 @@ pub fn init() {
 /// The level in force (0 off .. 5 trace).
 fn level() -> u8 {
     LEVEL.load(Ordering::Relaxed)
-}
-
-/// Parses a `CONVEYOR_LOG` value.
-pub fn parse_level(s: &str) -> Option<u8> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "off" | "none" => Some(0),
-        "error" => Some(1),
-        "warn" | "warning" => Some(2),
-        "info" => Some(3),
-        "debug" => Some(4),
-        "trace" => Some(5),
-        _ => None,
-    }
 }
 
 /// Writes `bytes` to the shim's standard error.
