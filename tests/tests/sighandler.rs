@@ -83,15 +83,15 @@ fn run_meta(dir: &Path, loops: u32) {
         &bin,
         &[],
     );
-    let mut child = std::process::Command::new(&bin)
-        .arg(dir)
+    let mut cmd = std::process::Command::new(&bin);
+    cmd.arg(dir)
         .arg(loops.to_string())
         .env("LD_PRELOAD", conveyor_tests::shim())
         .env("CONVEYOR_PATHS", dir)
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start sigmeta");
+        .stderr(std::process::Stdio::piped());
+    let _live = conveyor_tests::own_live_dir(&mut cmd);
+    let mut child = cmd.spawn().expect("start sigmeta");
     // Bounded only so that a hang ends the test instead of CI: a healthy
     // run takes well under a second per thousand loops.
     let limit = std::time::Instant::now() + std::time::Duration::from_secs(300);
