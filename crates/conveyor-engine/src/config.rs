@@ -25,6 +25,10 @@ pub struct Config {
     /// Process-wide cap on buffered and prefetched bytes (`CONVEYOR_MAX_MEMORY`).
     pub max_memory: usize,
     /// Most write requests one file keeps in flight (the AIMD ceiling).
+    /// One by default: a request that fails then leaves on storage exactly
+    /// the data before it, as the program's own sequential writes would,
+    /// never later data beyond a hole; and the kernel runs the writes to
+    /// one FUSE file one at a time anyway.
     pub max_inflight: usize,
     /// Worker threads shared by all files, started on demand.
     pub workers: usize,
@@ -50,7 +54,7 @@ impl Default for Config {
             read_ahead: 8 << 20,
             initial_read_ahead: 128 << 10,
             max_memory: 256 << 20,
-            max_inflight: 8,
+            max_inflight: 1,
             workers: 16,
             max_age: Duration::from_secs(5),
             revalidate_after: Duration::from_millis(100),

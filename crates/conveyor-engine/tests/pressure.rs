@@ -118,7 +118,12 @@ fn large_write_is_ordered_after_pending_data() {
 /// storage that serves writes in parallel gets several at once.
 #[test]
 fn buffer_grows_and_writes_overlap() {
-    let engine = Engine::new(Config::default());
+    // Overlap is off by default (see Config::max_inflight); it still works
+    // where it is asked for.
+    let engine = Engine::new(Config {
+        max_inflight: 8,
+        ..Config::default()
+    });
     let b = Arc::new(MemBackend::new(MockConfig {
         write_latency: Duration::from_millis(2),
         ..MockConfig::default()
