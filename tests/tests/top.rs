@@ -13,7 +13,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// Writes 64 KiB every 10 ms to argv[1] until argv[2] exists; forks a
-/// child first (whose pid it prints) that waits for the same file. The
+/// child first (whose pid it prints) that waits for the same file. With a
+/// third argument it also runs `system` and `posix_spawn` after its first
+/// write. The
 /// file is opened after the fork: a description open at a fork is shared
 /// with the child, and passes through from then on.
 const WRITER_PY: &str = r#"
@@ -25,6 +27,10 @@ if child == 0:
     os._exit(0)
 fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
 os.write(fd, b"y" * 65536)
+if len(sys.argv) > 3:
+    # Programs this one starts beside itself: it stays in top.
+    os.system("true")
+    os.waitpid(os.posix_spawn("/bin/true", ["true"], os.environ), 0)
 print(child, flush=True)
 while not os.path.exists(sys.argv[2]):
     os.write(fd, b"y" * 65536)
@@ -57,12 +63,17 @@ struct Writer {
 
 impl Writer {
     fn start(dir: &Path, data: &Path, live: &Path, stop: &Path) -> Writer {
+        Writer::start_with(dir, data, live, stop, &[])
+    }
+
+    fn start_with(dir: &Path, data: &Path, live: &Path, stop: &Path, extra: &[&str]) -> Writer {
         let script = dir.join("writer.py");
         std::fs::write(&script, WRITER_PY).unwrap();
         let mut child = Command::new("python3")
             .arg(&script)
             .arg(data.join("out.bin"))
             .arg(stop)
+            .args(extra)
             .env("LD_PRELOAD", shim())
             .env("CONVEYOR_PATHS", data)
             .env("CONVEYOR_LIVE_DIR", live)
@@ -107,19 +118,20 @@ impl Drop for Writer {
     }
 }
 
-/// Polls `top --once --json` until `pid` shows written bytes.
+/// Polls `top --once --json` until `pid` shows bytes written by the
+/// program and bytes its shim stored (the live file is refreshed once a
+/// second, so one refresh may come before the first batch lands).
 fn wait_in_top(live: &Path, pid: u32) -> Value {
     let t = Instant::now();
     loop {
         let out = top(live, &["--once", "--json"]);
         ok(&out, "top --once --json");
         let all: Value = serde_json::from_slice(&out.stdout).expect("top --json is JSON");
-        if let Some(p) = all
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["pid"] == pid && p["app_write_bytes"].as_u64() > Some(65536))
-        {
+        if let Some(p) = all.as_array().unwrap().iter().find(|p| {
+            p["pid"] == pid
+                && p["app_write_bytes"].as_u64() > Some(65536)
+                && p["storage_write_bytes"].as_u64() > Some(0)
+        }) {
             return p.clone();
         }
         assert!(t.elapsed() < PATIENCE, "pid {pid} never in top: {all}");
@@ -194,6 +206,22 @@ fn top_shows_a_running_writer() {
     );
     assert!(!file.exists());
     assert!(!String::from_utf8_lossy(&out.stdout).contains(&format!(" {pid} ")));
+}
+
+/// A writer that runs `system` and `posix_spawn` (programs beside it, not
+/// in its place) is still in `top` while it writes on.
+#[test]
+fn top_still_shows_a_writer_after_system_and_posix_spawn() {
+    let fs = SlowFs::mount(&["--latency-ms", "2"]);
+    let dir = TempDir::new("top-spawn");
+    let live = dir.path().join("live");
+    let stop = dir.path().join("stop");
+    let mut w = Writer::start_with(dir.path(), &fs.mnt(), &live, &stop, &["spawn"]);
+    let pid = w.pid();
+    let p = wait_in_top(&live, pid);
+    assert_eq!(p["open_files"], 1, "{p}");
+    std::fs::write(&stop, "").unwrap();
+    assert!(w.child.wait().unwrap().success());
 }
 
 /// Malformed files of running pids are skipped with a message (exit 1)

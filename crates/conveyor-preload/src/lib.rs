@@ -21,12 +21,13 @@ mod live;
 mod log;
 mod ops;
 mod policy;
+mod process;
 mod real;
 mod report;
 mod state;
 
 extern "C" fn on_exit() {
-    ops::process::at_exit(false);
+    process::at_exit(false);
 }
 
 /// Library constructor: resolve every real symbol, read the environment,
@@ -40,7 +41,7 @@ extern "C" fn init() {
     state::init();
     if state::get().is_some() {
         log::init();
-        ops::signals::install();
+        process::fatal::install();
     }
     // SAFETY: registers a function with no preconditions.
     unsafe { libc::atexit(on_exit) };
@@ -50,7 +51,7 @@ extern "C" fn init() {
 /// Library destructor: a last flush (e.g. after `dlclose` or when exit
 /// handlers were skipped).
 extern "C" fn fini() {
-    ops::process::at_exit(true);
+    process::at_exit(true);
 }
 
 #[used]

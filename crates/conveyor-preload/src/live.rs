@@ -188,10 +188,7 @@ pub fn ensure_started() {
         FD.store(fd, Ordering::Release);
         OWNER.store(pid, Ordering::Release);
         let _ = PATH.set(path);
-        let spawned = std::thread::Builder::new()
-            .name("conveyor-live".into())
-            .stack_size(128 << 10)
-            .spawn(move || refresher(me));
+        let spawned = guard::spawn_thread("conveyor-live", 128 << 10, move || refresher(me));
         if spawned.is_err() {
             stop();
         }
@@ -229,8 +226,6 @@ struct Prev {
 }
 
 fn refresher(me: Fixed) {
-    // Signals meant for the program are not taken by this thread.
-    crate::ops::signals::block_in_thread();
     let mut prev: Option<Prev> = None;
     let mut was_idle = false;
     loop {

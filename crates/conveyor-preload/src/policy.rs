@@ -95,6 +95,18 @@ fn remember_backend(key: FileKey, b: &Arc<RawBackend>) {
     }
 }
 
+/// The attributes of a stat result (any of the stat structs).
+macro_rules! attrs_of {
+    ($st:expr) => {
+        conveyor_engine::Attrs {
+            size: u64::try_from($st.st_size).unwrap_or(0),
+            mtime_ns: i128::from($st.st_mtime) * 1_000_000_000 + i128::from($st.st_mtime_nsec),
+            ctime_ns: i128::from($st.st_ctime) * 1_000_000_000 + i128::from($st.st_ctime_nsec),
+        }
+    };
+}
+pub(crate) use attrs_of;
+
 /// `fstat` of a descriptor through the real function.
 pub fn fstat(fd: c_int) -> Option<libc::stat64> {
     // SAFETY: `st` is a plain C struct the call fills.
@@ -195,14 +207,10 @@ pub fn manage(shim: &Shim, fd: c_int, flags: c_int, inside: &Inside) -> Option<A
         // No descriptor to append through: the kernel keeps this one.
         return None;
     }
-    // From now on a fatal signal has data to write first.
-    crate::ops::signals::ensure_thread();
-    // And `conveyor top` can see this process.
-    crate::live::ensure_started();
     tracing::info!("managing {name} (fd {fd})");
     let handle = shim.engine(inside).open(key, &name, backend.clone(), mode);
     // What the file looks like now: a later stat that differs in a way
     // this process's writes do not explain means another process changed it.
-    handle.observe(crate::ops::meta::attrs_of!(st));
+    handle.observe(attrs_of!(st));
     Some(Arc::new(Desc::new(handle, backend, key, fd <= LAST_STD_FD)))
 }

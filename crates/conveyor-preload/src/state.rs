@@ -59,7 +59,7 @@ pub fn fork_child() {
     let fresh = Shim {
         engine: Engine::with_thread_start(
             parent.engine.config().clone(),
-            crate::ops::signals::block_in_thread,
+            crate::guard::thread_start,
         ),
         paths: parent.paths.clone(),
     };
@@ -186,7 +186,7 @@ pub fn init() {
     OWNER.store(unsafe { libc::getpid() }, Ordering::Relaxed);
     if SHIM[0]
         .set(Shim {
-            engine: Engine::with_thread_start(cfg, crate::ops::signals::block_in_thread),
+            engine: Engine::with_thread_start(cfg, crate::guard::thread_start),
             paths,
         })
         .is_ok()

@@ -10,7 +10,7 @@
 //! never look past it. A call with more arguments than that fails with
 //! `E2BIG` rather than reading further.
 
-use crate::ops::process::before_exec;
+use crate::process::before_exec;
 use crate::real;
 use libc::{c_char, c_int};
 

@@ -2,10 +2,8 @@
 //! posix_spawnp, system, popen, _exit, _Exit: barriers before another
 //! program runs, and flushing before the process ends.
 
-use crate::ops::process::{
-    at_exit, barrier, before_exec, before_fork, before_spawn, in_child, in_parent, note_spawn_dup2,
-    Reach,
-};
+use crate::process::fork::fork_as;
+use crate::process::{at_exit, barrier, before_exec, before_spawn, note_spawn_dup2, Reach};
 use crate::real;
 use libc::{c_char, c_int, pid_t, FILE};
 
@@ -13,15 +11,8 @@ use libc::{c_char, c_int, pid_t, FILE};
 /// As for `fork(2)`.
 #[no_mangle]
 pub unsafe extern "C" fn fork() -> pid_t {
-    let hold = before_fork("fork");
-    // SAFETY: no arguments.
-    let pid = unsafe { real::fork() };
-    if pid == 0 {
-        in_child(hold);
-    } else {
-        in_parent(hold);
-    }
-    pid
+    // SAFETY: the real fork, with the shim's barrier and locks around it.
+    unsafe { fork_as("fork") }
 }
 
 /// `vfork` runs as `fork`: a vfork child shares the parent's memory, and a
@@ -32,15 +23,8 @@ pub unsafe extern "C" fn fork() -> pid_t {
 /// As for `vfork(2)`.
 #[no_mangle]
 pub unsafe extern "C" fn vfork() -> pid_t {
-    let hold = before_fork("vfork");
-    // SAFETY: no arguments.
-    let pid = unsafe { real::fork() };
-    if pid == 0 {
-        in_child(hold);
-    } else {
-        in_parent(hold);
-    }
-    pid
+    // SAFETY: as in `fork`.
+    unsafe { fork_as("vfork") }
 }
 
 macro_rules! exec_hook {

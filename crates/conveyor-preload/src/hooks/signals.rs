@@ -1,7 +1,7 @@
 //! signal, sigaction, bsd_signal, sysv_signal: the program sees its own
 //! dispositions while the shim stands in for SIG_DFL of fatal signals.
 
-use crate::ops::signals;
+use crate::process::fatal as signals;
 use libc::{c_int, sighandler_t};
 
 /// # Safety

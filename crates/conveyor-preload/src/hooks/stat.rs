@@ -4,7 +4,8 @@
 //! program sees tells the engine whether another process changed the file.
 
 use crate::fdtable::is_managed;
-use crate::ops::meta::{attrs_of, stat_fd, stat_path};
+use crate::ops::meta::{stat_fd, stat_path};
+use crate::policy::attrs_of;
 use crate::real;
 use conveyor_engine::FileKey;
 use libc::{c_char, c_int, c_uint};

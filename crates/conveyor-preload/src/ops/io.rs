@@ -243,7 +243,7 @@ pub unsafe fn lseek(name: &'static str, fd: c_int, off: off64_t, whence: c_int) 
                 // What storage says now: another process may have cut or
                 // rewritten the file (a follower seeking to the end).
                 if let Some(st) = crate::policy::fstat(d.backend.fd()) {
-                    h.observe(super::meta::attrs_of!(st));
+                    h.observe(crate::policy::attrs_of!(st));
                 }
                 SeekFrom::End(off)
             }

@@ -14,18 +14,6 @@ use libc::c_int;
 // that left it between a stat and a later look at the index would be
 // missed by both (seen as a short fstat of an O_APPEND file).
 
-/// The attributes of a stat result (any of the stat structs).
-macro_rules! attrs_of {
-    ($st:expr) => {
-        conveyor_engine::Attrs {
-            size: u64::try_from($st.st_size).unwrap_or(0),
-            mtime_ns: i128::from($st.st_mtime) * 1_000_000_000 + i128::from($st.st_mtime_nsec),
-            ctime_ns: i128::from($st.st_ctime) * 1_000_000_000 + i128::from($st.st_ctime_nsec),
-        }
-    };
-}
-pub(crate) use attrs_of;
-
 /// `fstat` of managed `fd` by a stat hook: `stat` is the real call on the
 /// caller's buffer, `seen` reads back the attributes it filled and `raise`
 /// lifts its size to the pending end. The pending end is read before the

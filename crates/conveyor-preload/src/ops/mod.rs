@@ -3,13 +3,10 @@
 //! hooks above only decide "managed or not" and call in here.
 
 pub mod fd;
-pub mod held;
 pub mod io;
 pub mod meta;
 pub mod open;
-pub mod process;
 pub mod retire;
-pub mod signals;
 pub mod transfer;
 
 use crate::desc::Desc;
@@ -94,7 +91,7 @@ fn before_fd<R: Failure>(
 
 /// Puts the kernel's offset of `fd` where the engine has it, so the kernel
 /// (or another process) can take over the descriptor.
-fn sync_kernel_offset(fd: libc::c_int, d: &Desc, inside: &Inside) {
+pub(crate) fn sync_kernel_offset(fd: libc::c_int, d: &Desc, inside: &Inside) {
     let _ = exposed_before(fd, d, inside);
     let pos = d.handle(inside).position();
     set_kernel_offset(fd, pos);
@@ -154,7 +151,7 @@ fn exposed_after(fd: libc::c_int, d: &Desc, inside: &Inside) {
 /// later operation through any of its fds is the kernel's (even one that
 /// already looked it up in the table). Returns a write error not yet
 /// reported through it.
-fn hand_over(fd: libc::c_int, d: &Desc, inside: &Inside) -> Result<(), Errno> {
+pub(crate) fn hand_over(fd: libc::c_int, d: &Desc, inside: &Inside) -> Result<(), Errno> {
     let moved = exposed_before(fd, d, inside);
     let r = d.handle(inside).hand_over(|pos| set_kernel_offset(fd, pos));
     for (other, od) in fdtable::all() {

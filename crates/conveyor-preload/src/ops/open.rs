@@ -41,6 +41,10 @@ pub fn after(name: &'static str, fd: c_int, flags: c_int, truncated: Option<File
         if let Some(d) = policy::manage(shim, fd, flags, i) {
             counts::hit(name);
             fdtable::insert(fd, d);
+            // From now on a fatal signal has data to write first, and
+            // `conveyor top` can see this process.
+            crate::process::fatal::ensure_thread();
+            crate::live::ensure_started();
         } else if let Some(key) = policy::passed_open(shim, fd, flags) {
             // Served by the kernel directly: so is every other
             // descriptor of the file (flushed first).

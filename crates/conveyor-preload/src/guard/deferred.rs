@@ -16,6 +16,27 @@ use crate::{guard, real};
 use libc::{c_int, c_void, siginfo_t};
 use std::cell::Cell;
 use std::sync::atomic::{compiler_fence, AtomicI32, AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+// What the process layer runs as a thread leaves the shim after the held
+// handlers: the delivery of a fatal signal that arrived inside (its flush
+// needs locks the thread may have held). Registered once, at start-up, so
+// the guard never names the layer above it.
+static ON_LEAVE: OnceLock<fn()> = OnceLock::new();
+
+/// Registers `f` to run each time a thread leaves the shim.
+pub fn on_leave(f: fn()) {
+    let _ = ON_LEAVE.set(f);
+}
+
+/// Everything deferred while the thread was inside: the program's held
+/// handlers, then the registered action.
+pub fn leave() {
+    run_held();
+    if let Some(f) = ON_LEAVE.get() {
+        f();
+    }
+}
 
 const SLOTS: usize = 65;
 /// Signals whose handlers run at once, whatever the thread is doing.

@@ -12,7 +12,7 @@
 //! `signal`/`sigaction` are hooked so that the program sees the actions it
 //! installed (`SIG_DFL` where the shim's handler stands in for it).
 
-use super::held;
+use crate::guard::deferred as held;
 use crate::{backend, real, state};
 use libc::c_int;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -189,6 +189,7 @@ pub fn set_owned(sig: c_int, owned: bool) {
 
 /// From the constructor: stand in for every fatal signal still at SIG_DFL.
 pub fn install() {
+    crate::guard::deferred::on_leave(deliver_pending);
     // Handlers installed before the shim loaded (another constructor) go
     // through the trampoline too.
     for sig in 1..libc::SIGRTMIN() {
@@ -256,31 +257,20 @@ fn start_thread() {
         return;
     }
     let (r, ack) = (req[0], done[1]);
-    let spawned = std::thread::Builder::new()
-        .name("conveyor-signal".into())
-        .stack_size(128 << 10)
-        .spawn(move || flusher(r, ack));
+    let spawned = crate::guard::spawn_thread("conveyor-signal", 128 << 10, move || flusher(r, ack));
     if spawned.is_ok() {
         DONE_R.store(done[0], Ordering::Release);
         PIPE_W.store(req[1], Ordering::Release);
     }
 }
 
-/// Run first in every thread of the shim: signals meant for the program
-/// are never taken by it (a program's handler running on a thread that
-/// holds engine locks could wait for them forever).
-pub fn block_in_thread() {
-    crate::guard::block_signals();
-}
-
 fn flusher(r: c_int, ack: c_int) {
-    block_in_thread();
     let mut b = 0u8;
     loop {
         // SAFETY: reads one byte into `b` from our own pipe.
         let n = unsafe { real::read(r, (&mut b as *mut u8).cast(), 1) };
         if n == 1 {
-            super::process::at_exit(true);
+            super::at_exit(true);
             // SAFETY: writes one live byte to our own pipe.
             unsafe { real::write(ack, (&b as *const u8).cast(), 1) };
         } else if n == 0 || real::errno() != libc::EINTR {

@@ -10,6 +10,8 @@
 //! writes would run at once and deadlock on the same lock: such code does
 //! not compile.
 
+pub mod deferred;
+
 use crate::real::{errno, set_errno, Failure};
 use conveyor_engine::Errno;
 use std::cell::Cell;
@@ -62,8 +64,7 @@ fn enter<T>(f: impl FnOnce(&Inside) -> T) -> Entered<T> {
     // The program's handlers of signals that arrived meanwhile (they wait
     // until the call is done, as for a disk write in the kernel), then a
     // fatal signal's flush.
-    crate::ops::held::run_held();
-    crate::ops::signals::deliver_pending();
+    deferred::leave();
     set_errno(saved);
     match out {
         Ok(v) => Entered::Done(v),
@@ -122,6 +123,30 @@ pub fn settle(f: impl FnOnce(&Inside) -> Result<(), Errno>) -> Result<(), Errno>
         Entered::Busy => Ok(()),
         Entered::Panicked => Err(Errno::EIO),
     }
+}
+
+/// Starts a thread of the shim: signals meant for the program are blocked
+/// in it before `f` runs, so the program's handlers (and the shim's
+/// fatal-signal handler) only ever run on the program's threads, never on
+/// one that holds engine locks.
+pub fn spawn_thread(
+    name: &str,
+    stack: usize,
+    f: impl FnOnce() + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .stack_size(stack)
+        .spawn(move || {
+            thread_start();
+            f()
+        })
+}
+
+/// Run first in every thread of the shim, including the engine's workers
+/// (`Engine::with_thread_start`): see [`spawn_thread`].
+pub fn thread_start() {
+    block_signals();
 }
 
 /// Blocks every signal glibc lets a thread block; returns the old mask.

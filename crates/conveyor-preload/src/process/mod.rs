@@ -4,8 +4,11 @@
 //! running gets an engine of its own for the files it opens; what it
 //! inherited passes through there.
 
-use super::sync_kernel_offset;
+pub mod fatal;
+pub mod fork;
+
 use crate::desc::Desc;
+use crate::ops::{hand_over, sync_kernel_offset};
 use crate::{counts, fdtable, guard, real, state};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -63,7 +66,7 @@ pub fn barrier(name: &'static str, reach: Reach) {
                 // Writers on other threads may be inside the engine on
                 // this description right now: the hand-over waits for
                 // them and sends every later call to the kernel.
-                let _ = super::hand_over(*fd, d, i);
+                let _ = hand_over(*fd, d, i);
             }
         }
         engine.drop_caches();
@@ -110,45 +113,6 @@ pub fn before_exec(name: &'static str) {
 pub fn before_spawn(name: &'static str, reach: Reach) {
     barrier(name, reach);
     crate::counts::write_out();
-}
-
-/// The shim's own locks, held across `fork`: a thread that holds one at
-/// the fork does not exist in the child, which would wait for it forever.
-/// Taken in the order every other path nests them.
-pub struct ForkHold {
-    _retired: std::sync::MutexGuard<'static, Vec<super::retire::Retired>>,
-    policy: crate::policy::ForkHold,
-    _private: std::sync::MutexGuard<'static, Vec<libc::c_int>>,
-    counts: std::sync::MutexGuard<'static, Vec<(&'static str, u64)>>,
-}
-
-/// Before `fork`: the barrier, then the shim's locks.
-pub fn before_fork(name: &'static str) -> ForkHold {
-    barrier(name, Reach::All);
-    ForkHold {
-        _retired: super::retire::hold_for_fork(),
-        policy: crate::policy::hold_for_fork(),
-        _private: crate::backend::hold_for_fork(),
-        counts: crate::counts::hold_for_fork(),
-    }
-}
-
-/// In the parent after `fork` (or when it failed).
-pub fn in_parent(hold: ForkHold) {
-    drop(hold);
-}
-
-/// In the child of `fork`: the descriptions it inherited pass through (the
-/// parent's engine and threads keep them), and files it opens from now on
-/// are managed by a fresh engine with workers of its own.
-pub fn in_child(mut hold: ForkHold) {
-    super::signals::in_child();
-    let inherited: Vec<_> = fdtable::all().iter().map(|(_, d)| d.key).collect();
-    fdtable::forget_all();
-    hold.counts.clear();
-    let ForkHold { policy, .. } = hold;
-    policy.in_child(&inherited);
-    state::fork_child();
 }
 
 /// At exit: everything pending is written. `last` marks the last chance

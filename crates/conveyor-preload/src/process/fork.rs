@@ -1,0 +1,75 @@
+//! `fork` and `vfork`: the barrier, then every lock of the shim held
+//! across the call, so that the child (which has only the forking thread)
+//! finds them free and whole. The child forgets the descriptions it
+//! inherited (they pass through there) and starts an engine of its own.
+//!
+//! The locks, in the order every other path nests them (taken in this
+//! order here, so no fork can deadlock with a thread taking them):
+//!
+//! 1. `ops::retire`'s list of retired private descriptors;
+//! 2. `policy`'s shared-backend list, then its passed-through files;
+//! 3. `backend`'s list of private descriptors;
+//! 4. `counts`' test counters.
+//!
+//! Engine locks are not among them: the child never uses the parent's
+//! engine (`state::fork_child` gives it a new one).
+
+use super::{barrier, Reach};
+use crate::{fdtable, state};
+
+/// The shim's own locks, held across `fork`: a thread that holds one at
+/// the fork does not exist in the child, which would wait for it forever.
+/// Taken in the order every other path nests them.
+pub struct ForkHold {
+    _retired: std::sync::MutexGuard<'static, Vec<crate::ops::retire::Retired>>,
+    policy: crate::policy::ForkHold,
+    _private: std::sync::MutexGuard<'static, Vec<libc::c_int>>,
+    counts: std::sync::MutexGuard<'static, Vec<(&'static str, u64)>>,
+}
+
+/// `fork` (and `vfork`, which runs as `fork`: a vfork child shares the
+/// parent's memory, and a hook running in it must not change the parent's
+/// state), with the barrier and the shim's locks around it.
+///
+/// # Safety
+/// As for `fork(2)`: the caller is the program's own call of it.
+pub unsafe fn fork_as(name: &'static str) -> libc::pid_t {
+    let hold = before_fork(name);
+    // SAFETY: no arguments; the caller's contract.
+    let pid = unsafe { crate::real::fork() };
+    if pid == 0 {
+        in_child(hold);
+    } else {
+        in_parent(hold);
+    }
+    pid
+}
+
+/// Before `fork`: the barrier, then the shim's locks.
+fn before_fork(name: &'static str) -> ForkHold {
+    barrier(name, Reach::All);
+    ForkHold {
+        _retired: crate::ops::retire::hold_for_fork(),
+        policy: crate::policy::hold_for_fork(),
+        _private: crate::backend::hold_for_fork(),
+        counts: crate::counts::hold_for_fork(),
+    }
+}
+
+/// In the parent after `fork` (or when it failed).
+fn in_parent(hold: ForkHold) {
+    drop(hold);
+}
+
+/// In the child of `fork`: the descriptions it inherited pass through (the
+/// parent's engine and threads keep them), and files it opens from now on
+/// are managed by a fresh engine with workers of its own.
+fn in_child(mut hold: ForkHold) {
+    super::fatal::in_child();
+    let inherited: Vec<_> = fdtable::all().iter().map(|(_, d)| d.key).collect();
+    fdtable::forget_all();
+    hold.counts.clear();
+    let ForkHold { policy, .. } = hold;
+    policy.in_child(&inherited);
+    state::fork_child();
+}
