@@ -180,7 +180,7 @@ impl MemBackend {
 
     fn begin(&self, latency: Duration) -> Result<()> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
-        if self.cfg.eintr_every > 0 && n % self.cfg.eintr_every == 0 {
+        if self.cfg.eintr_every > 0 && n.is_multiple_of(self.cfg.eintr_every) {
             return Err(Errno::EINTR);
         }
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;

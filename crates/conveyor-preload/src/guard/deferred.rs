@@ -60,14 +60,16 @@ static FLAGS: [AtomicI32; SLOTS] = [const { AtomicI32::new(0) }; SLOTS];
 /// beyond that a handler gets only the signal number in its siginfo.
 const KEPT: usize = 4;
 
+// SAFETY: an all-zero siginfo_t is a valid value of the C struct.
+const NO_INFO: [siginfo_t; KEPT] = unsafe { std::mem::zeroed() };
+
 thread_local! {
     // Signals held back on this thread, bit `n - 1` for signal n. Written only by
     // the trampoline while the thread is inside the shim, read only by
     // `run_held` after it left (so the two never interleave).
     static HELD: Cell<u64> = const { Cell::new(0) };
     // Their siginfo, for SA_SIGINFO handlers.
-    // SAFETY: an all-zero siginfo_t is a valid value of the C struct.
-    static INFO: Cell<[siginfo_t; KEPT]> = const { Cell::new(unsafe { std::mem::zeroed() }) };
+    static INFO: Cell<[siginfo_t; KEPT]> = const { Cell::new(NO_INFO) };
 }
 
 /// The bit of `sig` (1 to 64) in `HELD`.

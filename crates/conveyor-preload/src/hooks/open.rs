@@ -18,9 +18,10 @@ macro_rules! open_hook {
             // SAFETY: the caller's arguments.
             let t = unsafe { before(libc::AT_FDCWD, path, flags) };
             // SAFETY: as above.
+            let fd = unsafe { real::$name(path, flags, mode) };
             after(
                 stringify!($name),
-                unsafe { real::$name(path, flags, mode) },
+                fd,
                 flags,
                 t,
             )
@@ -44,9 +45,10 @@ macro_rules! openat_hook {
             // SAFETY: the caller's arguments.
             let t = unsafe { before(dirfd, path, flags) };
             // SAFETY: as above.
+            let fd = unsafe { real::$name(dirfd, path, flags, mode) };
             after(
                 stringify!($name),
-                unsafe { real::$name(dirfd, path, flags, mode) },
+                fd,
                 flags,
                 t,
             )
@@ -65,9 +67,10 @@ macro_rules! open2_hook {
             // SAFETY: the caller's arguments.
             let t = unsafe { before(libc::AT_FDCWD, path, flags) };
             // SAFETY: as above.
+            let fd = unsafe { real::$name(path, flags) };
             after(
                 stringify!($name),
-                unsafe { real::$name(path, flags) },
+                fd,
                 flags,
                 t,
             )
@@ -86,9 +89,10 @@ macro_rules! openat2_hook {
             // SAFETY: the caller's arguments.
             let t = unsafe { before(dirfd, path, flags) };
             // SAFETY: as above.
+            let fd = unsafe { real::$name(dirfd, path, flags) };
             after(
                 stringify!($name),
-                unsafe { real::$name(dirfd, path, flags) },
+                fd,
                 flags,
                 t,
             )
@@ -107,9 +111,10 @@ macro_rules! creat_hook {
             // SAFETY: the caller's arguments.
             let t = unsafe { before(libc::AT_FDCWD, path, CREAT) };
             // SAFETY: as above.
+            let fd = unsafe { real::$name(path, mode) };
             after(
                 stringify!($name),
-                unsafe { real::$name(path, mode) },
+                fd,
                 CREAT,
                 t,
             )

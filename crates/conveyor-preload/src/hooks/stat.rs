@@ -61,9 +61,10 @@ macro_rules! patch {
             || {
                 let saved = real::errno();
                 // SAFETY: the caller's arguments again; `buf` is theirs.
-                if unsafe { $again } != 0
-                    || unsafe { (*$buf).st_dev != key.dev || (*$buf).st_ino != key.ino }
-                {
+                let again = unsafe { $again };
+                // SAFETY: `buf` holds a filled struct.
+                let other = unsafe { (*$buf).st_dev != key.dev || (*$buf).st_ino != key.ino };
+                if again != 0 || other {
                     // SAFETY: as above.
                     unsafe { *$buf = first };
                 }

@@ -17,11 +17,10 @@ pub unsafe fn read(name: &'static str, fd: c_int, buf: *mut c_void, n: size_t) -
         fd,
         // SAFETY: the caller's arguments, unchanged.
         || unsafe { real::read(fd, buf, n) },
-        // SAFETY: `buf` is writable for `n` bytes (the caller's contract).
         |d, i| {
-            d.handle(i)
-                .read(unsafe { slice_mut(buf, n) })
-                .map(|k| k as ssize_t)
+            // SAFETY: `buf` is writable for `n` bytes (the caller's contract).
+            let buf = unsafe { slice_mut(buf, n) };
+            d.handle(i).read(buf).map(|k| k as ssize_t)
         },
     )
 }
@@ -42,11 +41,10 @@ pub unsafe fn pread(
         fd,
         // SAFETY: the caller's arguments, unchanged.
         || unsafe { real::pread64(fd, buf, n, off) },
-        // SAFETY: `buf` is writable for `n` bytes.
         |d, i| {
-            d.handle(i)
-                .pread(unsafe { slice_mut(buf, n) }, offset(off)?)
-                .map(|k| k as ssize_t)
+            // SAFETY: `buf` is writable for `n` bytes.
+            let buf = unsafe { slice_mut(buf, n) };
+            d.handle(i).pread(buf, offset(off)?).map(|k| k as ssize_t)
         },
     )
 }
@@ -61,11 +59,10 @@ pub unsafe fn write(name: &'static str, fd: c_int, buf: *const c_void, n: size_t
         fd,
         // SAFETY: the caller's arguments, unchanged.
         || unsafe { real::write(fd, buf, n) },
-        // SAFETY: `buf` is readable for `n` bytes.
         |d, i| {
-            d.handle(i)
-                .write(unsafe { slice(buf, n) })
-                .map(|k| k as ssize_t)
+            // SAFETY: `buf` is readable for `n` bytes.
+            let buf = unsafe { slice(buf, n) };
+            d.handle(i).write(buf).map(|k| k as ssize_t)
         },
     )
 }
@@ -86,11 +83,10 @@ pub unsafe fn pwrite(
         fd,
         // SAFETY: the caller's arguments, unchanged.
         || unsafe { real::pwrite64(fd, buf, n, off) },
-        // SAFETY: `buf` is readable for `n` bytes.
         |d, i| {
-            d.handle(i)
-                .pwrite(unsafe { slice(buf, n) }, offset(off)?)
-                .map(|k| k as ssize_t)
+            // SAFETY: `buf` is readable for `n` bytes.
+            let buf = unsafe { slice(buf, n) };
+            d.handle(i).pwrite(buf, offset(off)?).map(|k| k as ssize_t)
         },
     )
 }
