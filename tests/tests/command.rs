@@ -402,16 +402,16 @@ fn missing_report_directory_is_refused_at_start() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--log-file: cannot open"));
     assert!(!d.join("ran").exists());
-    // The README's example creates the directory its reports go to.
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    let run_at = readme
+    // The reference's example creates the directory its reports go to.
+    let doc = std::fs::read_to_string(root().join("docs/reference.md")).unwrap();
+    let run_at = doc
         .find("$ conveyor run --stats r/report-%p.json")
-        .expect("README report example");
+        .expect("the reference's report example");
     assert!(
-        readme[..run_at]
+        doc[..run_at]
             .rfind("$ mkdir -p r")
             .is_some_and(|m| run_at - m < 200),
-        "the README's report example does not create r/"
+        "the reference's report example does not create r/"
     );
 }
 

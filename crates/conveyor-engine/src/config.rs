@@ -8,7 +8,7 @@ use std::fmt;
 use std::time::Duration;
 
 /// Tunables of one [`crate::Engine`]. Defaults come from the benchmark in
-/// `benches/` (see the README).
+/// `benches/` (see docs/performance.md).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     /// Per-file cap of write-behind memory (`CONVEYOR_WRITE_BUFFER`).

@@ -1,15 +1,87 @@
 //! conveyor's `LD_PRELOAD` shim (`libconveyor_preload.so`): regular files a
 //! program opens under `CONVEYOR_PATHS` go through the conveyor engine
 //! (write-behind, read-ahead, snooping); every other descriptor goes
-//! straight to libc.
+//! straight to libc. The semantics a program may observe are in
+//! `docs/guarantees.md`; the design contract in `docs/design.md`.
 //!
-//! Layers, top to bottom: `hooks` (the exported glibc names: managed or not,
-//! then the real call or `ops`), `fdtable` (fd -> description, lock-free
-//! for unmanaged fds), `policy` (which opens are managed), `ops` (C
-//! conventions <-> engine calls), the engine, and `backend` (the real libc
-//! calls on private descriptors). `real` resolves the real functions,
-//! `guard` keeps hooks re-entrancy- and panic-safe, `log` writes with the
-//! real `write`.
+//! # Modules, top to bottom
+//!
+//! Each layer calls only the ones below it.
+//!
+//! | module | job |
+//! |---|---|
+//! | `hooks` | the exported glibc names; each decides "managed or not" with one table lookup and otherwise calls the real function; no logic (`variadic.c`: the C halves of `dprintf`) |
+//! | `process` | fork, vfork, exec, spawn, system, popen, exit and fatal signals: the barriers before another program can see the files (`process::fork` lists every lock held across `fork`, in order; `process::fatal` the fatal-signal flush) |
+//! | `ops` | C conventions (buffers, iovecs, errno, offsets) to engine calls and back, for descriptors and paths; `ops::on_fd` is the one way to a managed descriptor's engine handle; `ops::retire` keeps private descriptors of handed-over files open for the program's locks |
+//! | `live`, `report`, `counts` | the live file for `conveyor top`, the stats report at exit, the test counters |
+//! | `policy` | which opens are managed (paths, flags, file type), files that pass through, the stat helpers |
+//! | `fdtable` | fd -> managed description (`desc::Desc`): a flat array of atomic pointers in 1,024-entry chunks allocated on first use; an unmanaged fd costs two atomic loads, no lock, no allocation, no system call |
+//! | `desc` | a managed open file description: the engine handle (reached only inside the guard), its private backend, whether code without hooks can reach it |
+//! | `state` | settings from the environment; the engine (a new one in a forked child), reached only inside the guard |
+//! | `guard` | the re-entry guard and its token (`guard::Inside`: the engine is reached only with one), errno saved and restored, panics turned into `EIO`; `guard::deferred` runs what was held back as a thread leaves the shim (the program's signal handlers); `guard::spawn_thread` starts every shim thread with signals blocked |
+//! | `backend` | the engine's storage: real libc calls on private `O_CLOEXEC` descriptors at high numbers |
+//! | `real` | every real function resolved with `dlsym(RTLD_NEXT)` in the constructor (`dlvsym` for `__fxstat`-era names); a missing one fails with `ENOSYS` |
+//! | `log` | the `tracing` subscriber: one line per event in a fixed buffer, written with the real `write` to the shim's copy of stderr or `CONVEYOR_LOG_FILE`; per-call-site rate limit |
+//!
+//! **What is managed.** A regular file whose path, as the kernel resolved it
+//! (`/proc/self/fd/N` after the real open: symlinks, `..`, relative paths and
+//! `openat` dirfds included), lies under a `CONVEYOR_PATHS` entry, opened
+//! without `O_PATH`, `O_DIRECT`, `O_SYNC` or `O_DSYNC`. Entries are
+//! canonicalised at start; a relative entry is ignored with a message, a
+//! missing one is kept (files created under it later are managed) with a
+//! message. A bad size or log level in any `CONVEYOR_*` variable is reported
+//! once on stderr, naming the variable and the expected form, and the shim
+//! passes everything through. `CONVEYOR_DISABLE=1` loads it doing nothing.
+//!
+//! **Descriptors.** Each managed open gets a private descriptor from reopening
+//! `/proc/self/fd/N` read-write (a new description, so the program's offset and
+//! `O_APPEND` are not shared); if that is refused, a duplicate of the program's
+//! descriptor, and an `O_APPEND` descriptor that cannot be reopened is left to
+//! the kernel. Background workers use only private descriptors, so the program
+//! can close and reuse its numbers freely. `dup`, `dup2`, `dup3` and
+//! `fcntl(F_DUPFD*)` share one engine handle (and its offset), as the kernel
+//! shares the description; every hooked call that returns a new descriptor
+//! evicts a stale entry under that number.
+//!
+//! **Sizes.** `fstat`, `stat`, `lstat`, `fstatat`, `statx` and the old
+//! `__fxstat`/`__xstat`/`__lxstat` names (and their 64-bit forms) report the
+//! larger of the stored size and the end of pending data.
+//!
+//! **Kernel copies and other views.** `copy_file_range`, `sendfile` and `splice`
+//! stay exact without giving up buffering: pending data is written and kernel
+//! offsets set before the call, and afterwards the engine adopts the kernel's
+//! offsets and drops what it cached of a file the kernel wrote. `mmap` and
+//! `fdopen` of a managed descriptor, and `fcntl(F_SETFL)` changing `O_APPEND` or
+//! adding `O_DIRECT`, flush, set the kernel offset, and hand that description
+//! to the kernel for good. `pwritev2(RWF_APPEND)` flushes and goes to the
+//! kernel; `RWF_DSYNC`/`RWF_SYNC` sync after the write.
+//!
+//! **Truncation by path.** `truncate` and an `O_TRUNC` open of a file with
+//! pending data here wait for that data first, then drop cached data.
+//!
+//! **Locks.** Releasing a lock (`fcntl` `F_SETLK`/`F_SETLKW`/`F_OFD_SETLK*` with
+//! `F_UNLCK`, `flock(LOCK_UN)`, `lockf(F_ULOCK)`) writes the file's pending
+//! data first; taking one drops its cached read-ahead data.
+//!
+//! **Durability calls.** `fsync`/`fdatasync` write pending data, then call the
+//! real function on the same file; `sync_file_range` with `WRITE` or
+//! `WAIT_AFTER` writes pending data first; `sync`/`syncfs` write all pending
+//! data first. `close` waits for the file's pending data and returns a deferred
+//! write error (the real close always happens).
+//!
+//! **Other programs.** `fork`, `vfork`, `execve`, `execv`, `execvp`, `execvpe`,
+//! `fexecve`, `posix_spawn`, `posix_spawnp`, `system` and `popen` are barriers:
+//! all pending data is written, kernel offsets of managed descriptors set, and
+//! cached data dropped before another program can look; the descriptions the
+//! other program can reach are handed to the kernel (all of them at `fork`
+//! and `vfork`; see Guarantees). `vfork` runs as
+//! `fork` (a vfork child shares the parent's memory, and a hook in it must not
+//! change the parent's state). A forked child passes the descriptions it
+//! inherited through, and manages the files it opens itself with an engine
+//! and workers of its own (see Guarantees); it keeps no live file for `top`.
+//! `exit` (an `atexit` handler registered in the constructor, so it runs after
+//! the program's own), the library destructor, `_exit` and `_Exit` write all
+//! pending data.
 
 mod backend;
 mod counts;

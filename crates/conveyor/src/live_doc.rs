@@ -1,5 +1,5 @@
 //! The `conveyor-live/1` document the shim keeps in `DIR/<pid>.live` while
-//! a process has managed files (see the README), parsed strictly.
+//! a process has managed files (see docs/reference.md), parsed strictly.
 
 use serde::{Deserialize, Serialize};
 

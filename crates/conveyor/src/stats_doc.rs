@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 pub const SCHEMA: &str = "conveyor-stats/1";
 
 /// Counters of one file, or of a whole process (field names as written by
-/// the shim; see the README).
+/// the shim; see docs/reference.md).
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[allow(missing_docs)]
 pub struct Stats {

@@ -19,12 +19,7 @@ macro_rules! open_hook {
             let t = unsafe { before(libc::AT_FDCWD, path, flags) };
             // SAFETY: as above.
             let fd = unsafe { real::$name(path, flags, mode) };
-            after(
-                stringify!($name),
-                fd,
-                flags,
-                t,
-            )
+            after(stringify!($name), fd, flags, t)
         }
     };
 }
@@ -46,12 +41,7 @@ macro_rules! openat_hook {
             let t = unsafe { before(dirfd, path, flags) };
             // SAFETY: as above.
             let fd = unsafe { real::$name(dirfd, path, flags, mode) };
-            after(
-                stringify!($name),
-                fd,
-                flags,
-                t,
-            )
+            after(stringify!($name), fd, flags, t)
         }
     };
 }
@@ -68,12 +58,7 @@ macro_rules! open2_hook {
             let t = unsafe { before(libc::AT_FDCWD, path, flags) };
             // SAFETY: as above.
             let fd = unsafe { real::$name(path, flags) };
-            after(
-                stringify!($name),
-                fd,
-                flags,
-                t,
-            )
+            after(stringify!($name), fd, flags, t)
         }
     };
 }
@@ -90,12 +75,7 @@ macro_rules! openat2_hook {
             let t = unsafe { before(dirfd, path, flags) };
             // SAFETY: as above.
             let fd = unsafe { real::$name(dirfd, path, flags) };
-            after(
-                stringify!($name),
-                fd,
-                flags,
-                t,
-            )
+            after(stringify!($name), fd, flags, t)
         }
     };
 }
@@ -112,12 +92,7 @@ macro_rules! creat_hook {
             let t = unsafe { before(libc::AT_FDCWD, path, CREAT) };
             // SAFETY: as above.
             let fd = unsafe { real::$name(path, mode) };
-            after(
-                stringify!($name),
-                fd,
-                CREAT,
-                t,
-            )
+            after(stringify!($name), fd, CREAT, t)
         }
     };
 }
