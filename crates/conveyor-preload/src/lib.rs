@@ -15,6 +15,7 @@ mod backend;
 mod counts;
 mod desc;
 mod fdtable;
+mod fskind;
 mod guard;
 mod hooks;
 mod live;

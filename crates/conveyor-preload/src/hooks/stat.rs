@@ -4,8 +4,8 @@
 
 use crate::fdtable::is_managed;
 use crate::ops::meta::{attrs_of, fstat_pending, observe_fd, observe_key, path_pending, raise};
+use crate::policy::path_key;
 use crate::real;
-use conveyor_engine::FileKey;
 use libc::{c_char, c_int, c_uint};
 
 macro_rules! fstat_hook {
@@ -68,15 +68,12 @@ fxstat_hook!(__fxstat64, libc::stat64);
 /// # Safety
 /// `buf` points to a struct the stat call filled.
 macro_rules! patch {
-    ($name:expr, $buf:expr, $again:expr) => {{
+    ($name:expr, $buf:expr, $again:expr, $dirfd:expr, $path:expr) => {{
         let first = *$buf;
-        let key = FileKey {
-            dev: first.st_dev,
-            ino: first.st_ino,
-        };
-        if let Some(p) = path_pending(key, first.st_mode) {
+        let key = path_key($dirfd, $path, first.st_dev, first.st_ino);
+        if let Some((key, p)) = key.and_then(|k| path_pending(k, first.st_mode).map(|p| (k, p))) {
             let saved = real::errno();
-            if $again != 0 || (*$buf).st_dev != key.dev || (*$buf).st_ino != key.ino {
+            if $again != 0 || (*$buf).st_dev != first.st_dev || (*$buf).st_ino != first.st_ino {
                 *$buf = first;
             }
             real::set_errno(saved);
@@ -96,7 +93,15 @@ macro_rules! stat_hook {
             let r = unsafe { real::$name(path, buf) };
             if r == 0 {
                 // SAFETY: the call succeeded, so `buf` points to a filled struct.
-                unsafe { patch!(stringify!($name), buf, real::$name(path, buf)) };
+                unsafe {
+                    patch!(
+                        stringify!($name),
+                        buf,
+                        real::$name(path, buf),
+                        libc::AT_FDCWD,
+                        path
+                    )
+                };
             }
             r
         }
@@ -117,7 +122,15 @@ macro_rules! xstat_hook {
             let r = unsafe { real::$name(ver, path, buf) };
             if r == 0 {
                 // SAFETY: the call succeeded, so `buf` points to a filled struct.
-                unsafe { patch!(stringify!($name), buf, real::$name(ver, path, buf)) };
+                unsafe {
+                    patch!(
+                        stringify!($name),
+                        buf,
+                        real::$name(ver, path, buf),
+                        libc::AT_FDCWD,
+                        path
+                    )
+                };
             }
             r
         }
@@ -143,7 +156,15 @@ macro_rules! fstatat_hook {
             let r = unsafe { real::$name(dirfd, path, buf, flags) };
             if r == 0 {
                 // SAFETY: the call succeeded, so `buf` points to a filled struct.
-                unsafe { patch!(stringify!($name), buf, real::$name(dirfd, path, buf, flags)) };
+                unsafe {
+                    patch!(
+                        stringify!($name),
+                        buf,
+                        real::$name(dirfd, path, buf, flags),
+                        dirfd,
+                        path
+                    )
+                };
             }
             r
         }
@@ -169,13 +190,14 @@ pub unsafe extern "C" fn statx(
         // as in `patch!`.
         unsafe {
             let first = *buf;
-            let key = FileKey {
-                dev: libc::makedev(first.stx_dev_major, first.stx_dev_minor),
-                ino: first.stx_ino,
-            };
-            if let Some(p) = path_pending(key, u32::from(first.stx_mode)) {
+            let dev = libc::makedev(first.stx_dev_major, first.stx_dev_minor);
+            let key = path_key(dirfd, path, dev, first.stx_ino);
+            let mode = u32::from(first.stx_mode);
+            if let Some((key, p)) = key.and_then(|k| path_pending(k, mode).map(|p| (k, p))) {
                 let saved = real::errno();
-                if real::statx(dirfd, path, flags, mask, buf) != 0 || (*buf).stx_ino != key.ino {
+                if real::statx(dirfd, path, flags, mask, buf) != 0
+                    || (*buf).stx_ino != first.stx_ino
+                {
                     *buf = first;
                 }
                 real::set_errno(saved);
