@@ -95,7 +95,7 @@ EOF
     printf '#!/bin/sh\nexec /usr/lib/openssh/sftp-server -e -l INFO 2>>%s/sftp.log\n' "$d" > "$d/sftp-server"
     chmod 755 "$d/sftp-server"
     mkdir -p /run/sshd
-    /usr/sbin/sshd -D -f "$d/sshd_config" -E "$d/sshd.log" </dev/null >/dev/null 2>&1 &
+    /usr/sbin/sshd -D -f "$d/sshd_config" -E "$d/sshd.log" </dev/null >/dev/null 2>&1 9>&- &
     echo $! > "$d/pid"
     for _ in $(seq 100); do
         netfs_port_open "$port" && netfs_alive "$d/pid" && return 0
@@ -128,7 +128,7 @@ netfs_s3_server() {
     # moto accepts any key; s3fs still wants a file with one, mode 0600.
     echo "conveyor:conveyor-test-secret" > "$d/passwd"
     chmod 600 "$d/passwd"
-    python3 -m moto.server -H 127.0.0.1 -p "$port" >>"$d/server.log" 2>&1 </dev/null &
+    python3 -m moto.server -H 127.0.0.1 -p "$port" >>"$d/server.log" 2>&1 </dev/null 9>&- &
     echo $! > "$d/pid"
     for _ in $(seq 200); do
         netfs_port_open "$port" && return 0

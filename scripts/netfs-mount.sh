@@ -28,6 +28,10 @@ if [ "$kind" = info ]; then
     cat "$rec"; exit 0
 fi
 mkdir -p "$NETFS_STATE/mounts" "$NETFS_STATE/logs" && chmod 700 "$NETFS_STATE"
+# One mount at a time (tests mount in parallel): servers start once. The
+# lock's descriptor is closed in every server and client started below.
+exec 9>>"$NETFS_STATE/lock"
+flock 9
 if netfs_is_mounted "$mnt"; then
     if [ -f "$rec" ] && grep -qx "kind=$kind" "$rec"; then
         exit 0 # already mounted as asked
@@ -48,7 +52,7 @@ sshfs | rclone-off | rclone-writes)
     if [ "$kind" = sshfs ]; then
         netfs_need sshfs:sshfs fusermount3:fuse3
         # shellcheck disable=SC2046
-        sshfs -f -p "$port" $(netfs_ssh_opts) "root@127.0.0.1:$remote" "$mnt" >>"$log" 2>&1 </dev/null &
+        sshfs -f -p "$port" $(netfs_ssh_opts) "root@127.0.0.1:$remote" "$mnt" >>"$log" 2>&1 </dev/null 9>&- &
         pid=$!
     else
         netfs_need rclone:rclone fusermount3:fuse3
@@ -69,7 +73,7 @@ EOC
         rm -rf "$cache"
         rclone mount "loop:$remote" "$mnt" --config "$conf" --vfs-cache-mode "$mode" \
             --cache-dir "$cache" --log-file "$log" --log-level "${CONVEYOR_RCLONE_LOG:-NOTICE}" \
-            --stats 0 >>"$log" 2>&1 </dev/null &
+            --stats 0 >>"$log" 2>&1 </dev/null 9>&- &
         pid=$!
     fi
     ;;
@@ -87,7 +91,7 @@ except urllib.error.HTTPError as e:
     if e.code != 409:  # already there
         raise
 EOP
-    s3fs "$remote" "$mnt" -f -o "url=http://127.0.0.1:$port,use_path_request_style,passwd_file=$NETFS_STATE/s3/passwd,dbglevel=${CONVEYOR_S3FS_LOG:-warn}" >>"$log" 2>&1 </dev/null &
+    s3fs "$remote" "$mnt" -f -o "url=http://127.0.0.1:$port,use_path_request_style,passwd_file=$NETFS_STATE/s3/passwd,dbglevel=${CONVEYOR_S3FS_LOG:-warn}" >>"$log" 2>&1 </dev/null 9>&- &
     pid=$!
     ;;
 *)
