@@ -263,7 +263,11 @@ pub fn manage(shim: &Shim, fd: c_int, flags: c_int) -> Option<Arc<Desc>> {
     if !shim.selects(&path) {
         return None;
     }
-    let single = crate::fskind::learn(st.st_dev).single_handle;
+    let kind = crate::fskind::learn(st.st_dev);
+    if kind.pass_through {
+        return None;
+    }
+    let single = kind.single_handle;
     let key = fd_key(fd, &st)?;
     if passed(key) {
         return None;
