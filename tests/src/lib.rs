@@ -4,6 +4,7 @@
 //! The shim is built once per test binary (`cargo build --release -p
 //! conveyor-preload`), so the tests never link the hooks themselves.
 
+pub mod netfs;
 pub mod slowfs;
 pub mod twin;
 

@@ -58,6 +58,9 @@ struct State {
     // fsync) may take one first and write it itself, sparing the hand-off
     // to a worker, and the job then finds nothing and returns.
     ready: VecDeque<Batch>,
+    // Prefetches submitted and not yet landed: their requests use the
+    // backend even after the handle that asked for them is gone.
+    prefetching: usize,
 }
 
 /// One file (inode) as the engine sees it.
@@ -102,6 +105,7 @@ impl File {
             seen: None,
             wrote_since_seen: false,
             ready: VecDeque::new(),
+            prefetching: 0,
         };
         File {
             name: name.to_string(),
@@ -131,9 +135,15 @@ impl File {
     }
 
     /// Replaces the backend when a new handle brings one that can do more
-    /// (read and write where the old one could do only one).
+    /// (read and write where the old one could do only one), or when no
+    /// handle is open: the last one to close may have closed the old
+    /// backend's descriptors while a worker still held this file.
     pub fn offer_backend(&self, backend: Arc<dyn Backend>) {
         let mut st = self.lock();
+        if self.handles.load(Relaxed) == 0 {
+            st.backend = backend;
+            return;
+        }
         let old = (st.backend.can_read(), st.backend.can_write());
         let new = (backend.can_read(), backend.can_write());
         if new != old && (new.0 || !old.0) && (new.1 || !old.1) {
@@ -456,6 +466,16 @@ the program gets the error at its next write, fsync or close",
         st
     }
 
+    /// Returns once no request of this file is in flight or queued: no
+    /// batch, no prefetch (after a flush, with no other handle left to
+    /// write, nothing uses the backend any more).
+    pub fn quiesce(&self) {
+        let mut st = self.lock();
+        while st.prefetching > 0 || st.wb.in_flight() > 0 || !st.ready.is_empty() {
+            st = self.wait(st);
+        }
+    }
+
     /// Waits for all pending data, then runs `op` on the backend while still
     /// holding the file lock, so no write can slip between the two.
     fn ordered<T>(self: &Arc<Self>, op: impl FnOnce(&mut State) -> Result<T>) -> Result<T> {
@@ -593,6 +613,7 @@ the program gets the error at its next write, fsync or close",
                 Reservation::try_new(budget, n)
             });
             if !plans.is_empty() {
+                st.prefetching += plans.len();
                 drop(st);
                 self.prefetch(plans);
                 st = self.lock();
@@ -737,7 +758,10 @@ the program gets the error at its next write, fsync or close",
         let backend = Arc::clone(&self.lock().backend);
         p.mem.fill_buffer();
         let (n, err) = self.read_storage(&*backend, &mut p.mem.buf, p.off);
-        self.lock().ra.land(p, err.is_none().then_some(n));
+        let mut st = self.lock();
+        st.ra.land(p, err.is_none().then_some(n));
+        st.prefetching -= 1;
+        drop(st);
         self.cv.notify_all();
     }
 }

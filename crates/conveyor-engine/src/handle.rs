@@ -267,6 +267,20 @@ impl Handle {
         self.file.rec.file.snapshot(reset)
     }
 
+    /// True when no other handle (description) of the file is open.
+    pub fn is_last(&self) -> bool {
+        self.file.handles.load(Ordering::Relaxed) == 1
+    }
+
+    /// Waits until no storage request of the file is in flight (writes or
+    /// prefetches), so that its backend can be closed now: filesystems that
+    /// commit a file when its last descriptor closes (s3fs uploads the
+    /// object, rclone transfers it) must see that close before the
+    /// program's own close returns.
+    pub fn quiesce(&self) {
+        self.file.quiesce();
+    }
+
     /// `close`: waits for the file's pending data and returns a background
     /// failure not yet reported through this handle.
     pub fn close(self) -> Result<()> {

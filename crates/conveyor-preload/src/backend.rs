@@ -5,6 +5,7 @@
 use crate::real;
 use conveyor_engine::{Backend, Errno, Result};
 use libc::c_int;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 // Every private descriptor open now. The program cannot know them, so a
@@ -44,11 +45,20 @@ pub fn private_fds() -> Vec<c_int> {
 
 /// Private descriptors of one file.
 pub struct RawBackend {
-    fd: c_int,
+    // -1 once released.
+    fd: AtomicI32,
     read: bool,
     write: bool,
     // Opened on the first append: a description with O_APPEND of its own.
     appender: OnceLock<c_int>,
+    // Closed by `release`; no request uses it afterwards.
+    released: AtomicBool,
+    // Kept open for the program's locks (`ops::retire`): never released.
+    retained: AtomicBool,
+    // A reopen, which other descriptions of the file may use too; a
+    // duplicate of one description's descriptor serves only that one (it
+    // keeps the description, and its flock locks, alive).
+    shareable: bool,
 }
 
 fn last() -> Errno {
@@ -111,21 +121,19 @@ impl RawBackend {
     /// `flags`. Reopens it read-write through `/proc/self/fd` (a new
     /// description, so the program's offset and `O_APPEND` are not shared);
     /// if that is refused, falls back to a duplicate of the program's
-    /// descriptor with its access mode. `None` if neither works.
-    pub fn open(fd: c_int, flags: c_int) -> Option<RawBackend> {
+    /// descriptor with its access mode. `None` if neither works. With
+    /// `single_handle` (see `fskind`) only the duplicate is tried.
+    pub fn open(fd: c_int, flags: c_int, single_handle: bool) -> Option<RawBackend> {
         let path = proc_path(fd);
         let acc = flags & libc::O_ACCMODE;
-        // SAFETY: `path` is NUL-terminated; real open only reads it.
-        let rw = track(place_high(unsafe {
-            real::open(path.as_ptr().cast(), libc::O_RDWR | libc::O_CLOEXEC, 0)
-        }));
-        if rw >= 0 {
-            return Some(RawBackend {
-                fd: rw,
-                read: true,
-                write: true,
-                appender: OnceLock::new(),
-            });
+        if !single_handle {
+            // SAFETY: `path` is NUL-terminated; real open only reads it.
+            let rw = track(place_high(unsafe {
+                real::open(path.as_ptr().cast(), libc::O_RDWR | libc::O_CLOEXEC, 0)
+            }));
+            if rw >= 0 {
+                return Some(RawBackend::new(rw, true, true, true));
+            }
         }
         if flags & libc::O_APPEND != 0 {
             // A duplicate would share O_APPEND, and pwrite would append:
@@ -136,17 +144,85 @@ impl RawBackend {
         if dup < 0 {
             return None;
         }
-        Some(RawBackend {
-            fd: dup,
-            read: acc != libc::O_WRONLY,
-            write: acc != libc::O_RDONLY,
-            appender: OnceLock::new(),
-        })
+        Some(RawBackend::new(
+            dup,
+            acc != libc::O_WRONLY,
+            acc != libc::O_RDONLY,
+            false,
+        ))
     }
 
-    /// The main private descriptor (for `SEEK_DATA`/`SEEK_HOLE` queries).
+    fn new(fd: c_int, read: bool, write: bool, shareable: bool) -> RawBackend {
+        RawBackend {
+            shareable,
+            fd: AtomicI32::new(fd),
+            read,
+            write,
+            appender: OnceLock::new(),
+            released: AtomicBool::new(false),
+            retained: AtomicBool::new(false),
+        }
+    }
+
+    /// The main private descriptor (for `SEEK_DATA`/`SEEK_HOLE` queries);
+    /// -1 once released.
     pub fn fd(&self) -> c_int {
-        self.fd
+        self.fd.load(Ordering::Acquire)
+    }
+
+    /// True if other descriptions of the file may use it.
+    pub fn is_shareable(&self) -> bool {
+        self.shareable
+    }
+
+    /// True once `release` closed the descriptors.
+    pub fn is_released(&self) -> bool {
+        self.released.load(Ordering::Acquire)
+    }
+
+    /// From now on no new description shares these descriptors (`release`
+    /// follows).
+    pub fn mark_released(&self) {
+        self.released.store(true, Ordering::Release);
+    }
+
+    /// Marks the descriptors as needed for the program's locks: `release`
+    /// leaves them open.
+    pub fn retain(&self) {
+        self.retained.store(true, Ordering::Release);
+    }
+
+    /// True when `retain` was called.
+    pub fn is_retained(&self) -> bool {
+        self.retained.load(Ordering::Acquire)
+    }
+
+    /// Closes the private descriptors now, in the calling thread, rather
+    /// than whenever the last reference goes (a worker may hold one a
+    /// moment longer). The caller makes sure no request is in flight and
+    /// none will be issued. Returns the first close error: on filesystems
+    /// that commit a file at its last close (s3fs uploads it, rclone
+    /// transfers it), that is where the data can still fail.
+    pub fn release(&self) -> Result<()> {
+        self.released.store(true, Ordering::Release);
+        let main = self.fd.swap(-1, Ordering::AcqRel);
+        if main < 0 {
+            return Ok(());
+        }
+        let mut res = Ok(());
+        for fd in [Some(main), self.appender.get().copied()]
+            .into_iter()
+            .flatten()
+            .filter(|fd| *fd >= 0)
+        {
+            untrack(fd);
+            // SAFETY: closing descriptors this backend owns; nothing uses
+            // them any more (the caller's contract).
+            if unsafe { real::close(fd) } < 0 && res.is_ok() {
+                res = Err(last());
+            }
+        }
+        res
     }
 
     /// Opens the append descriptor now (for a handle that will append),
@@ -156,8 +232,11 @@ impl RawBackend {
     }
 
     fn append_fd(&self) -> Result<c_int> {
+        if self.is_released() {
+            return Err(Errno::EBADF);
+        }
         let fd = *self.appender.get_or_init(|| {
-            let path = proc_path(self.fd);
+            let path = proc_path(self.fd());
             // SAFETY: `path` is NUL-terminated.
             track(place_high(unsafe {
                 real::open(
@@ -207,14 +286,14 @@ fn off(o: u64) -> Result<i64> {
 impl Backend for RawBackend {
     fn pread(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
         // SAFETY: `buf` is a live mutable buffer of `buf.len()` bytes.
-        ret(unsafe { real::pread64(self.fd, buf.as_mut_ptr().cast(), buf.len(), off(offset)?) })
+        ret(unsafe { real::pread64(self.fd(), buf.as_mut_ptr().cast(), buf.len(), off(offset)?) })
     }
 
     fn pwritev(&self, bufs: &[&[u8]], offset: u64) -> Result<usize> {
         let v = iov(bufs);
         let cnt = v.len().min(libc::UIO_MAXIOV as usize) as c_int;
         // SAFETY: every iovec points into a slice borrowed for this call.
-        ret(unsafe { real::pwritev64(self.fd, v.as_ptr(), cnt, off(offset)?) })
+        ret(unsafe { real::pwritev64(self.fd(), v.as_ptr(), cnt, off(offset)?) })
     }
 
     fn append(&self, bufs: &[&[u8]]) -> Result<(usize, Option<u64>)> {
@@ -229,7 +308,7 @@ impl Backend for RawBackend {
     }
 
     fn sync(&self, data_only: bool) -> Result<()> {
-        let fd = self.fd;
+        let fd = self.fd();
         // SAFETY: no memory involved.
         ok(unsafe {
             if data_only {
@@ -242,16 +321,16 @@ impl Backend for RawBackend {
 
     fn truncate(&self, len: u64) -> Result<()> {
         // SAFETY: no memory involved.
-        ok(unsafe { real::ftruncate64(self.fd, off(len)?) })
+        ok(unsafe { real::ftruncate64(self.fd(), off(len)?) })
     }
 
     fn allocate(&self, mode: i32, offset: u64, len: u64) -> Result<()> {
         // SAFETY: no memory involved.
-        ok(unsafe { real::fallocate64(self.fd, mode, off(offset)?, off(len)?) })
+        ok(unsafe { real::fallocate64(self.fd(), mode, off(offset)?, off(len)?) })
     }
 
     fn size(&self) -> Result<u64> {
-        let fd = self.fd;
+        let fd = self.fd();
         // SAFETY: `st` is a plain C struct the call fills.
         let mut st: libc::stat64 = unsafe { std::mem::zeroed() };
         // SAFETY: `st` is valid for writing.
@@ -270,7 +349,10 @@ impl Backend for RawBackend {
 
 impl Drop for RawBackend {
     fn drop(&mut self) {
-        for fd in [Some(self.fd), self.appender.get().copied()]
+        if self.is_released() {
+            return;
+        }
+        for fd in [Some(self.fd()), self.appender.get().copied()]
             .into_iter()
             .flatten()
         {

@@ -67,7 +67,11 @@ pub fn passed_open(shim: &Shim, fd: c_int, flags: c_int) -> Option<FileKey> {
         return None;
     }
     let st = fstat(fd).filter(|st| is_regular(st.st_mode))?;
-    shim.selects(&fd_path(fd)?).then(|| key_of(&st))
+    crate::fskind::learn(st.st_dev);
+    if !shim.selects(&fd_path(fd)?) {
+        return None;
+    }
+    fd_key(fd, &st)
 }
 
 // One set of private descriptors per file, shared by all its managed
@@ -80,7 +84,36 @@ fn shared_backend(key: FileKey) -> Option<Arc<RawBackend>> {
     v.iter()
         .filter(|(k, _)| *k == key)
         .filter_map(|(_, w)| w.upgrade())
-        .find(|b| b.can_read() && b.can_write())
+        .find(|b| b.can_read() && b.can_write() && b.is_shareable() && !b.is_released())
+}
+
+/// Closes the private descriptors of the description `d` is closing, now,
+/// if no other description of its file uses them (`d` is the last handle
+/// of the file, and they are not kept for the program's locks). The check
+/// and the release happen under the list's lock, so an open that picked
+/// the same backend meanwhile either counts as a handle here or sees it
+/// released (`manage` then opens a fresh one). The descriptors themselves
+/// are closed after the lock is dropped: that close can take a whole
+/// upload on a cloud filesystem.
+pub fn release_if_last(d: &Desc, inside: &Inside) -> Result<(), conveyor_engine::Errno> {
+    let h = d.handle(inside);
+    if !h.is_last() || d.backend.is_retained() {
+        return Ok(());
+    }
+    // Outside the lock: a prefetch can take a storage round trip.
+    h.quiesce();
+    {
+        let Ok(mut v) = BACKENDS.lock() else {
+            return Ok(());
+        };
+        if !h.is_last() || d.backend.is_retained() || d.backend.is_released() {
+            return Ok(());
+        }
+        let me = Arc::as_ptr(&d.backend);
+        v.retain(|(_, w)| w.as_ptr() != me && w.strong_count() > 0);
+        d.backend.mark_released();
+    }
+    d.backend.release()
 }
 
 fn remember_backend(key: FileKey, b: &Arc<RawBackend>) {
@@ -107,6 +140,14 @@ macro_rules! attrs_of {
 }
 pub(crate) use attrs_of;
 
+/// True if `b` was released; asked under the list's lock, so that a
+/// release deciding at the same moment has either counted the caller's new
+/// handle or marked `b` released before this answers.
+fn still_released(b: &RawBackend) -> bool {
+    let _v = BACKENDS.lock();
+    b.is_released()
+}
+
 /// `fstat` of a descriptor through the real function.
 pub fn fstat(fd: c_int) -> Option<libc::stat64> {
     // SAFETY: `st` is a plain C struct the call fills.
@@ -121,6 +162,50 @@ pub fn key_of(st: &libc::stat64) -> FileKey {
         dev: st.st_dev,
         ino: st.st_ino,
     }
+}
+
+/// The identity of the file open as `fd` (stat result `st`): its device
+/// and inode, or on a filesystem that makes inode numbers up, its device
+/// and the path the kernel has for it (see `fskind`).
+pub fn fd_key(fd: c_int, st: &libc::stat64) -> Option<FileKey> {
+    if !crate::fskind::known(st.st_dev).unstable_ino {
+        return Some(key_of(st));
+    }
+    Some(FileKey {
+        dev: st.st_dev,
+        ino: crate::fskind::path_id(&fd_path(fd)?),
+    })
+}
+
+/// The identity of the file a stat by path (`dirfd`, `path`) found with
+/// device `dev` and inode `ino`; `None` if it cannot be told (the path
+/// went away in between).
+///
+/// # Safety
+/// `path` is NUL-terminated, as for the stat call it came from.
+pub unsafe fn path_key(
+    dirfd: c_int,
+    path: *const libc::c_char,
+    dev: u64,
+    ino: u64,
+) -> Option<FileKey> {
+    if !crate::fskind::known(dev).unstable_ino {
+        return Some(FileKey { dev, ino });
+    }
+    // The path as the kernel resolves it: an O_PATH descriptor, which no
+    // filesystem sees opened or flushed.
+    // SAFETY: `path` is NUL-terminated (the caller's contract).
+    let fd = unsafe { real::openat(dirfd, path, libc::O_PATH | libc::O_CLOEXEC, 0) };
+    if fd < 0 {
+        return None;
+    }
+    let p = fd_path(fd);
+    // SAFETY: our own descriptor.
+    unsafe { real::close(fd) };
+    Some(FileKey {
+        dev,
+        ino: crate::fskind::path_id(&p?),
+    })
 }
 
 /// True for a regular file.
@@ -189,26 +274,45 @@ pub fn manage(shim: &Shim, fd: c_int, flags: c_int, inside: &Inside) -> Option<A
         return None;
     }
     let path = fd_path(fd)?;
-    if !shim.selects(&path) || passed(key_of(&st)) {
+    if !shim.selects(&path) {
         return None;
     }
-    let backend = shared_backend(key_of(&st))
-        .map_or_else(|| RawBackend::open(fd, flags).map(Arc::new), Some)?;
-    remember_backend(key_of(&st), &backend);
+    let kind = crate::fskind::learn(st.st_dev);
+    if kind.pass_through {
+        return None;
+    }
+    let single = kind.single_handle;
+    let key = fd_key(fd, &st)?;
+    if passed(key) {
+        return None;
+    }
+    let mut backend = shared_backend(key)
+        .map_or_else(|| RawBackend::open(fd, flags, single).map(Arc::new), Some)?;
+    remember_backend(key, &backend);
     let acc = flags & libc::O_ACCMODE;
     let mode = Mode {
         read: acc == libc::O_RDONLY || acc == libc::O_RDWR,
         write: acc == libc::O_WRONLY || acc == libc::O_RDWR,
         append: flags & libc::O_APPEND != 0,
     };
-    let key = key_of(&st);
     let name = String::from_utf8_lossy(&path);
     if mode.append && !backend.ensure_appender() {
         // No descriptor to append through: the kernel keeps this one.
         return None;
     }
     tracing::info!("managing {name} (fd {fd})");
-    let handle = shim.engine(inside).open(key, &name, backend.clone(), mode);
+    let engine = shim.engine(inside);
+    let mut handle = engine.open(key, &name, backend.clone(), mode);
+    if still_released(&backend) {
+        // The last description of the file closed it meanwhile.
+        drop(handle);
+        backend = Arc::new(RawBackend::open(fd, flags, single)?);
+        remember_backend(key, &backend);
+        if mode.append && !backend.ensure_appender() {
+            return None;
+        }
+        handle = engine.open(key, &name, backend.clone(), mode);
+    }
     // What the file looks like now: a later stat that differs in a way
     // this process's writes do not explain means another process changed it.
     handle.observe(attrs_of!(st));

@@ -5,9 +5,8 @@
 
 use crate::fdtable::is_managed;
 use crate::ops::meta::{stat_fd, stat_path};
-use crate::policy::attrs_of;
+use crate::policy::{attrs_of, path_key};
 use crate::real;
-use conveyor_engine::FileKey;
 use libc::{c_char, c_int, c_uint};
 
 /// Lifts a stat size to `pending`.
@@ -47,39 +46,40 @@ fstat_hook!(__fxstat64, [ver: c_int], libc::stat64);
 /// the call): see `ops::meta::stat_path`. Should the second call fail or
 /// find another file, the first result stays.
 macro_rules! patch {
-    ($name:expr, $buf:expr, $again:expr) => {{
+    ($name:expr, $buf:expr, $again:expr, $dirfd:expr, $path:expr) => {{
         // SAFETY: the call succeeded, so `buf` points to a filled struct.
         let first = unsafe { *$buf };
-        let key = FileKey {
-            dev: first.st_dev,
-            ino: first.st_ino,
-        };
-        stat_path(
-            $name,
-            key,
-            first.st_mode & libc::S_IFMT == libc::S_IFREG,
-            || {
-                let saved = real::errno();
-                // SAFETY: the caller's arguments again; `buf` is theirs.
-                let again = unsafe { $again };
+        // SAFETY: `path` is the caller's C string, which the stat accepted.
+        let key = unsafe { path_key($dirfd, $path, first.st_dev, first.st_ino) };
+        if let Some(key) = key {
+            stat_path(
+                $name,
+                key,
+                first.st_mode & libc::S_IFMT == libc::S_IFREG,
+                || {
+                    let saved = real::errno();
+                    // SAFETY: the caller's arguments again; `buf` is theirs.
+                    let again = unsafe { $again };
+                    // SAFETY: `buf` holds a filled struct.
+                    let now = unsafe { *$buf };
+                    let other = now.st_dev != first.st_dev || now.st_ino != first.st_ino;
+                    if again != 0 || other {
+                        // SAFETY: as above.
+                        unsafe { *$buf = first };
+                    }
+                    real::set_errno(saved);
+                },
                 // SAFETY: `buf` holds a filled struct.
-                let other = unsafe { (*$buf).st_dev != key.dev || (*$buf).st_ino != key.ino };
-                if again != 0 || other {
-                    // SAFETY: as above.
-                    unsafe { *$buf = first };
-                }
-                real::set_errno(saved);
-            },
-            // SAFETY: `buf` holds a filled struct.
-            || Some(attrs_of!(unsafe { &*$buf })),
-            // SAFETY: as above.
-            |p| raise(unsafe { &mut (*$buf).st_size }, p),
-        );
+                || Some(attrs_of!(unsafe { &*$buf })),
+                // SAFETY: as above.
+                |p| raise(unsafe { &mut (*$buf).st_size }, p),
+            );
+        }
     }};
 }
 
 macro_rules! path_hook {
-    ($name:ident, [$($pre:ident: $pt:ty),*], [$($post:ident: $qt:ty),*], $st:ty) => {
+    ($name:ident, [$($pre:ident: $pt:ty),*], [$($post:ident: $qt:ty),*], $st:ty, $dirfd:expr) => {
         /// # Safety
         /// As for the C function of this name.
         #[no_mangle]
@@ -92,22 +92,28 @@ macro_rules! path_hook {
             // SAFETY: the caller's arguments.
             let r = unsafe { real::$name($($pre,)* path, buf $(, $post)*) };
             if r == 0 {
-                patch!(stringify!($name), buf, real::$name($($pre,)* path, buf $(, $post)*));
+                patch!(
+                    stringify!($name),
+                    buf,
+                    real::$name($($pre,)* path, buf $(, $post)*),
+                    $dirfd,
+                    path
+                );
             }
             r
         }
     };
 }
-path_hook!(stat, [], [], libc::stat);
-path_hook!(stat64, [], [], libc::stat64);
-path_hook!(lstat, [], [], libc::stat);
-path_hook!(lstat64, [], [], libc::stat64);
-path_hook!(__xstat, [ver: c_int], [], libc::stat);
-path_hook!(__xstat64, [ver: c_int], [], libc::stat64);
-path_hook!(__lxstat, [ver: c_int], [], libc::stat);
-path_hook!(__lxstat64, [ver: c_int], [], libc::stat64);
-path_hook!(fstatat, [dirfd: c_int], [flags: c_int], libc::stat);
-path_hook!(fstatat64, [dirfd: c_int], [flags: c_int], libc::stat64);
+path_hook!(stat, [], [], libc::stat, libc::AT_FDCWD);
+path_hook!(stat64, [], [], libc::stat64, libc::AT_FDCWD);
+path_hook!(lstat, [], [], libc::stat, libc::AT_FDCWD);
+path_hook!(lstat64, [], [], libc::stat64, libc::AT_FDCWD);
+path_hook!(__xstat, [ver: c_int], [], libc::stat, libc::AT_FDCWD);
+path_hook!(__xstat64, [ver: c_int], [], libc::stat64, libc::AT_FDCWD);
+path_hook!(__lxstat, [ver: c_int], [], libc::stat, libc::AT_FDCWD);
+path_hook!(__lxstat64, [ver: c_int], [], libc::stat64, libc::AT_FDCWD);
+path_hook!(fstatat, [dirfd: c_int], [flags: c_int], libc::stat, dirfd);
+path_hook!(fstatat64, [dirfd: c_int], [flags: c_int], libc::stat64, dirfd);
 
 /// # Safety
 /// As for `statx(2)`.
@@ -126,9 +132,10 @@ pub unsafe extern "C" fn statx(
     }
     // SAFETY: the call succeeded, so `buf` points to a filled struct.
     let first = unsafe { *buf };
-    let key = FileKey {
-        dev: libc::makedev(first.stx_dev_major, first.stx_dev_minor),
-        ino: first.stx_ino,
+    let dev = libc::makedev(first.stx_dev_major, first.stx_dev_minor);
+    // SAFETY: `path` is the caller's C string, which statx accepted.
+    let Some(key) = (unsafe { path_key(dirfd, path, dev, first.stx_ino) }) else {
+        return r;
     };
     let regular = u32::from(first.stx_mode) & libc::S_IFMT == libc::S_IFREG;
     let ns =
@@ -142,7 +149,7 @@ pub unsafe extern "C" fn statx(
             // SAFETY: the caller's arguments again.
             if unsafe { real::statx(dirfd, path, flags, mask, buf) } != 0
                 // SAFETY: `buf` holds a filled struct.
-                || unsafe { (*buf).stx_ino } != key.ino
+                || unsafe { (*buf).stx_ino } != first.stx_ino
             {
                 // SAFETY: as above.
                 unsafe { *buf = first };

@@ -8,35 +8,53 @@ use conveyor_engine::Errno;
 use libc::{c_int, c_uint, c_ulong};
 use std::sync::Arc;
 
-/// Writes a closing description's pending data (close-to-open), returning a
-/// deferred error not yet reported through it, and lets go of it there:
-/// the last reference ends the engine's handle, which takes the file's
-/// lock.
+/// Writes a closing description's pending data (close-to-open) and, when
+/// nothing else holds it and it was the file's last description, closes
+/// the private descriptors too; then lets go of it, inside the shim (the
+/// last reference ends the engine's handle, which takes the file's lock).
+/// Returns a deferred write error not yet reported through it, or the
+/// error of that close.
 fn settle(d: Arc<Desc>, inside: &Inside) -> Result<(), Errno> {
-    let r = d.handle(inside).flush();
+    let flushed = d.handle(inside).flush();
+    // Another fd of the description, or a call still running on it, keeps
+    // using the backend.
+    let released = if Arc::strong_count(&d) == 1 {
+        crate::policy::release_if_last(&d, inside)
+    } else {
+        Ok(())
+    };
     drop(d);
-    r
+    flushed.and(released)
 }
 
-/// `close` of a managed fd: pending data is written first, the real close
-/// always happens, and a deferred write error is returned.
+/// `close` of a managed fd. Before the program's descriptor is closed, its
+/// pending data is written and the shim's private descriptors of the file
+/// are closed (when no other description uses them): filesystems that
+/// commit a file when a descriptor closes (s3fs uploads the object, rclone
+/// transfers it) then see the data and the closes in the order the plain
+/// program would produce, all before `close` returns, and none of them
+/// races the program's next `rename` or `chmod` of the path. The real
+/// close always happens; a deferred write error is returned.
 pub fn close(fd: c_int) -> c_int {
-    let d = fdtable::remove(fd);
+    let Some(d) = fdtable::remove(fd) else {
+        // SAFETY: closing the program's own descriptor, as it asked.
+        return unsafe { real::close(fd) };
+    };
+    counts::hit("close");
+    let settled = guard::settle(|i| settle(d, i));
     // SAFETY: closing the program's own descriptor, as it asked.
     let r = unsafe { real::close(fd) };
-    let Some(d) = d else { return r };
-    counts::hit("close");
-    let settled = guard::settle(|i| {
-        let r = settle(d, i);
-        super::retire::reap(i);
-        r
-    });
+    let saved = real::errno();
+    guard::quietly(super::retire::reap);
     match settled {
         Err(e) => {
             real::set_errno(e.0);
             -1
         }
-        Ok(()) => r,
+        Ok(()) => {
+            real::set_errno(saved);
+            r
+        }
     }
 }
 

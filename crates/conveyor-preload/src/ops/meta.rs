@@ -3,7 +3,7 @@
 
 use super::{offset, on_fd};
 use crate::guard::{self, Inside};
-use crate::policy::{is_regular, key_of};
+use crate::policy::{is_regular, path_key};
 use crate::{counts, fdtable, real, state};
 use conveyor_engine::{Attrs, FileKey};
 use libc::c_int;
@@ -81,11 +81,20 @@ pub fn ftruncate(name: &'static str, fd: c_int, len: i64) -> c_int {
 }
 
 /// Before something changes a file by path (`truncate`, an `O_TRUNC`
-/// open): its pending data goes first. Returns its key to invalidate after.
-pub fn before_path_change(st: Option<libc::stat64>) -> Option<FileKey> {
+/// open of `dirfd`, `path`, whose stat is `st`): its pending data goes
+/// first. Returns its key to invalidate after.
+///
+/// # Safety
+/// `path` is NUL-terminated.
+pub unsafe fn before_path_change(
+    dirfd: c_int,
+    path: *const libc::c_char,
+    st: Option<libc::stat64>,
+) -> Option<FileKey> {
     let shim = state::get()?;
     let st = st.filter(|s| is_regular(s.st_mode))?;
-    let key = key_of(&st);
+    // SAFETY: `path` is NUL-terminated (the caller's contract).
+    let key = unsafe { path_key(dirfd, path, st.st_dev, st.st_ino) }?;
     guard::within(|i| {
         let engine = shim.engine(i);
         engine.pending_end(key)?;
@@ -200,7 +209,9 @@ pub fn before_meta_fd(name: &'static str, fd: c_int) {
             return;
         }
         if let Some(st) = crate::policy::fstat(fd).filter(|st| is_regular(st.st_mode)) {
-            settle_file(name, key_of(&st), i);
+            if let Some(key) = crate::policy::fd_key(fd, &st) {
+                settle_file(name, key, i);
+            }
         }
     });
 }
@@ -229,7 +240,10 @@ pub unsafe fn before_meta_path(
         let flags = if follow { 0 } else { libc::AT_SYMLINK_NOFOLLOW };
         // SAFETY: `path` is NUL-terminated (the caller's contract).
         if unsafe { real::fstatat64(dirfd, path, &mut st, flags) } == 0 && is_regular(st.st_mode) {
-            settle_file(name, key_of(&st), i);
+            // SAFETY: as above.
+            if let Some(key) = unsafe { path_key(dirfd, path, st.st_dev, st.st_ino) } {
+                settle_file(name, key, i);
+            }
         }
     });
 }

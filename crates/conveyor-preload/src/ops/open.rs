@@ -22,7 +22,8 @@ pub unsafe fn before(dirfd: c_int, path: *const c_char, flags: c_int) -> Option<
     let mut st: libc::stat64 = unsafe { std::mem::zeroed() };
     // SAFETY: `path` is NUL-terminated (the caller's contract).
     let ok = unsafe { real::fstatat64(dirfd, path, &mut st, 0) } == 0;
-    before_path_change(ok.then_some(st))
+    // SAFETY: as above.
+    unsafe { before_path_change(dirfd, path, ok.then_some(st)) }
 }
 
 /// After an open returned `fd`: forget whatever stale entry had that

@@ -13,7 +13,7 @@
 use crate::backend::RawBackend;
 use crate::desc::Desc;
 use crate::guard::Inside;
-use crate::policy::{fstat, key_of};
+use crate::policy::{fd_key, fstat};
 use crate::{real, state};
 use conveyor_engine::FileKey;
 use libc::c_int;
@@ -40,12 +40,13 @@ pub fn hold_for_fork() -> MutexGuard<'static, Vec<Retired>> {
 /// `d` was managed under `fd` and now passes through: keep its private
 /// descriptors open while the program may hold locks through `fd`.
 pub fn retire(fd: c_int, d: Arc<Desc>) {
-    let Some(st) = fstat(d.backend.fd()) else {
+    let Some(key) = fstat(d.backend.fd()).and_then(|st| fd_key(d.backend.fd(), &st)) else {
         return;
     };
+    d.backend.retain();
     let r = Retired {
         fd,
-        key: key_of(&st),
+        key,
         _backend: Arc::clone(&d.backend),
     };
     drop(d);
@@ -75,7 +76,8 @@ fn reap_locked(inside: &Inside) {
     let Ok(mut v) = RETIRED.try_lock() else {
         return;
     };
-    let open = |r: &Retired| fstat(r.fd).is_some_and(|st| key_of(&st) == r.key);
+    let open =
+        |r: &Retired| fstat(r.fd).is_some_and(|st| fd_key(r.fd, &st).is_some_and(|k| k == r.key));
     let engine = state::get().map(|s| s.engine(inside));
     let busy: Vec<FileKey> = v
         .iter()

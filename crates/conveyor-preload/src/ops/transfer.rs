@@ -117,7 +117,11 @@ pub unsafe fn before_stream_open(name: &'static str, path: *const libc::c_char) 
     {
         return;
     }
-    let key = policy::key_of(&st);
+    // SAFETY: as above.
+    let Some(key) = (unsafe { policy::path_key(libc::AT_FDCWD, path, st.st_dev, st.st_ino) })
+    else {
+        return;
+    };
     guard::quietly(|i| {
         if shim.engine(i).pending_end(key).is_some() {
             counts::hit(name);
@@ -138,8 +142,8 @@ pub fn after_stream_open(fd: c_int) {
         return;
     };
     if policy::selected(shim, fd) {
-        if let Some(st) = policy::fstat(fd) {
-            policy::pass_through(policy::key_of(&st));
+        if let Some(key) = policy::fstat(fd).and_then(|st| policy::fd_key(fd, &st)) {
+            policy::pass_through(key);
         }
     }
 }
