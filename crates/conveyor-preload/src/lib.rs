@@ -84,6 +84,10 @@
 //! the program's own), the library destructor, `_exit` and `_Exit` write all
 //! pending data.
 
+// In unit tests the hooks are not exported (`cfg_attr(not(test),
+// no_mangle)`), so most of the shim is unreachable from the test binary.
+#![cfg_attr(test, allow(dead_code))]
+
 mod backend;
 mod counts;
 mod desc;
@@ -128,10 +132,13 @@ extern "C" fn fini() {
     process::at_exit(true);
 }
 
+// Not in unit tests: the test binary is not a preloaded program.
+#[cfg(not(test))]
 #[used]
 #[link_section = ".init_array"]
 static INIT: extern "C" fn() = init;
 
+#[cfg(not(test))]
 #[used]
 #[link_section = ".fini_array"]
 static FINI: extern "C" fn() = fini;

@@ -263,9 +263,50 @@ pub fn selected(shim: &Shim, fd: c_int) -> bool {
         && fd_path(fd).is_some_and(|p| shim.selects(&p))
 }
 
+/// True if the canonical `path` lies under one of `prefixes` (absolute,
+/// normalised, no trailing slash; `/` selects everything).
+pub fn under(prefixes: &[Vec<u8>], path: &[u8]) -> bool {
+    prefixes.iter().any(|p| {
+        path.starts_with(p)
+            && (path.len() == p.len() || path[p.len()] == b'/' || p.as_slice() == b"/")
+    })
+}
+
+/// What the admission rules say of an open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admit {
+    /// Managed.
+    Manage,
+    /// Opened with a flag buffering would break (`O_PATH`, `O_DIRECT`,
+    /// `O_SYNC`, `O_DSYNC`): the kernel serves it.
+    Flags,
+    /// Not a regular file.
+    NotRegular,
+    /// Not under a selected path.
+    NotSelected,
+}
+
+/// The admission decision for an open with `flags` of a file of type
+/// `mode` whose canonical path is `path`, under the selected `prefixes`.
+/// Pure: what a process has passed through, and what a filesystem allows,
+/// are decided by the caller.
+pub fn admit(flags: c_int, mode: u32, path: &[u8], prefixes: &[Vec<u8>]) -> Admit {
+    if flags & PASS_FLAGS != 0 {
+        Admit::Flags
+    } else if !is_regular(mode) {
+        Admit::NotRegular
+    } else if !under(prefixes, path) {
+        Admit::NotSelected
+    } else {
+        Admit::Manage
+    }
+}
+
 /// The managed description for a descriptor the program just opened with
 /// `flags`, or `None` if it is not to be managed.
 pub fn manage(shim: &Shim, fd: c_int, flags: c_int, inside: &Inside) -> Option<Arc<Desc>> {
+    // The same rules as `admit`, cheapest first: no system call for a
+    // flag, no path lookup for a pipe or socket.
     if flags & PASS_FLAGS != 0 || PASS_ALL.load(Ordering::Acquire) {
         return None;
     }
@@ -274,7 +315,7 @@ pub fn manage(shim: &Shim, fd: c_int, flags: c_int, inside: &Inside) -> Option<A
         return None;
     }
     let path = fd_path(fd)?;
-    if !shim.selects(&path) {
+    if admit(flags, st.st_mode, &path, &shim.paths) != Admit::Manage {
         return None;
     }
     let kind = crate::fskind::learn(st.st_dev);
@@ -317,4 +358,61 @@ pub fn manage(shim: &Shim, fd: c_int, flags: c_int, inside: &Inside) -> Option<A
     // this process's writes do not explain means another process changed it.
     handle.observe(attrs_of!(st));
     Some(Arc::new(Desc::new(handle, backend, key, fd <= LAST_STD_FD)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prefixes(v: &[&str]) -> Vec<Vec<u8>> {
+        v.iter().map(|p| p.as_bytes().to_vec()).collect()
+    }
+
+    #[test]
+    fn a_path_is_under_a_prefix_only_at_a_component_boundary() {
+        let p = prefixes(&["/mnt/data", "/srv/x"]);
+        assert!(under(&p, b"/mnt/data"));
+        assert!(under(&p, b"/mnt/data/a/b"));
+        assert!(under(&p, b"/srv/x/f"));
+        assert!(!under(&p, b"/mnt/database"));
+        assert!(!under(&p, b"/mnt"));
+        assert!(!under(&p, b"/srv/xy/f"));
+        assert!(under(&prefixes(&["/"]), b"/anything/at/all"));
+        assert!(!under(&[], b"/mnt/data/f"));
+    }
+
+    #[test]
+    fn admission_follows_flags_type_and_path() {
+        let p = prefixes(&["/mnt/data"]);
+        let file = libc::S_IFREG | 0o644;
+        let f = b"/mnt/data/f";
+        assert_eq!(admit(libc::O_RDWR, file, f, &p), Admit::Manage);
+        assert_eq!(
+            admit(libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT, file, f, &p),
+            Admit::Manage
+        );
+        for flag in [libc::O_DIRECT, libc::O_DSYNC, libc::O_SYNC, libc::O_PATH] {
+            assert_eq!(
+                admit(libc::O_RDWR | flag, file, f, &p),
+                Admit::Flags,
+                "{flag:#x}"
+            );
+        }
+        for kind in [
+            libc::S_IFDIR,
+            libc::S_IFIFO,
+            libc::S_IFSOCK,
+            libc::S_IFCHR,
+            libc::S_IFLNK,
+        ] {
+            assert_eq!(
+                admit(libc::O_RDONLY, kind | 0o644, f, &p),
+                Admit::NotRegular
+            );
+        }
+        assert_eq!(
+            admit(libc::O_RDONLY, file, b"/etc/hosts", &p),
+            Admit::NotSelected
+        );
+    }
 }

@@ -190,3 +190,23 @@ fn write(engine: &Engine) {
     // SAFETY: closes our own descriptor.
     unsafe { real::close(fd) };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::json_str;
+
+    fn j(s: &str) -> String {
+        let mut out = String::new();
+        json_str(&mut out, s);
+        out
+    }
+
+    #[test]
+    fn strings_are_escaped_as_json_requires() {
+        assert_eq!(j("plain"), r#""plain""#);
+        assert_eq!(j(r#"say "hi""#), r#""say \"hi\"""#);
+        assert_eq!(j(r"C:\dir"), r#""C:\\dir""#);
+        assert_eq!(j("a\nb\tc\u{1}"), r#""a\u000ab\u0009c\u0001""#);
+        assert_eq!(j("größe ✓"), "\"größe ✓\"");
+    }
+}

@@ -203,9 +203,26 @@ impl Shim {
 
     /// True if the canonical `path` lies under a selected prefix.
     pub fn selects(&self, path: &[u8]) -> bool {
-        self.paths.iter().any(|p| {
-            path.starts_with(p)
-                && (path.len() == p.len() || path[p.len()] == b'/' || p.as_slice() == b"/")
-        })
+        crate::policy::under(&self.paths, path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize;
+
+    #[test]
+    fn paths_are_normalised_lexically() {
+        for (raw, want) in [
+            ("/", "/"),
+            ("//", "/"),
+            ("/a/b/", "/a/b"),
+            ("/a//b/./c", "/a/b/c"),
+            ("/a/b/../c", "/a/c"),
+            ("/..", "/"),
+            ("/a/../../b", "/b"),
+        ] {
+            assert_eq!(normalize(raw.as_bytes()), want.as_bytes(), "{raw}");
+        }
     }
 }

@@ -21,7 +21,7 @@ macro_rules! exec_variadic {
     ($name:ident, $env:expr, $call:expr) => {
         /// # Safety
         /// As for the `execl` family; the argument list is NULL-terminated.
-        #[no_mangle]
+        #[cfg_attr(not(test), no_mangle)]
         #[allow(clippy::too_many_arguments)]
         pub unsafe extern "C" fn $name(
             path: *const c_char,

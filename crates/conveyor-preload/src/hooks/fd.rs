@@ -8,7 +8,7 @@ use libc::{c_int, c_uint, c_ulong, off64_t, off_t};
 
 /// # Safety
 /// As for `close(2)`.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn close(fd: c_int) -> c_int {
     if !is_managed(fd) {
         // SAFETY: the caller's argument.
@@ -19,7 +19,7 @@ pub unsafe extern "C" fn close(fd: c_int) -> c_int {
 
 /// # Safety
 /// As for `close_range(2)`.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
     let known = (libc::CLOSE_RANGE_CLOEXEC | libc::CLOSE_RANGE_UNSHARE) as c_int;
     // Only when the kernel will close them (it refuses these arguments).
@@ -31,7 +31,7 @@ pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) 
 
 /// # Safety
 /// As for `closefrom(3)`.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn closefrom(low: c_int) {
     ops::close_range("closefrom", low.max(0) as c_uint, c_uint::MAX);
     ops::closefrom_real(low);
@@ -39,7 +39,7 @@ pub unsafe extern "C" fn closefrom(low: c_int) {
 
 /// # Safety
 /// As for `dup(2)`.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn dup(fd: c_int) -> c_int {
     // SAFETY: the caller's argument.
     let new = unsafe { real::dup(fd) };
@@ -48,7 +48,7 @@ pub unsafe extern "C" fn dup(fd: c_int) -> c_int {
 
 /// # Safety
 /// As for `dup2(2)`.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
     // SAFETY: the caller's arguments.
     let r = unsafe { real::dup2(old, new) };
@@ -60,7 +60,7 @@ pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
 
 /// # Safety
 /// As for `dup3(2)`.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
     // SAFETY: the caller's arguments.
     let r = unsafe { real::dup3(old, new, flags) };
@@ -69,7 +69,7 @@ pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
 
 /// # Safety
 /// As for `fcntl(2)`; the optional argument arrives as `arg`.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
     if !is_managed(fd) && cmd != libc::F_DUPFD && cmd != libc::F_DUPFD_CLOEXEC {
         // SAFETY: the caller's arguments.
@@ -81,7 +81,7 @@ pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
 
 /// # Safety
 /// As for `fcntl(2)`.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn fcntl64(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
     if !is_managed(fd) && cmd != libc::F_DUPFD && cmd != libc::F_DUPFD_CLOEXEC {
         // SAFETY: the caller's arguments.
@@ -93,7 +93,7 @@ pub unsafe extern "C" fn fcntl64(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
 
 /// # Safety
 /// As for `flock(2)`.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn flock(fd: c_int, op: c_int) -> c_int {
     if !is_managed(fd) {
         // SAFETY: the caller's arguments.
@@ -104,7 +104,7 @@ pub unsafe extern "C" fn flock(fd: c_int, op: c_int) -> c_int {
 
 /// # Safety
 /// As for `lockf(3)`.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn lockf(fd: c_int, cmd: c_int, len: off_t) -> c_int {
     if !is_managed(fd) {
         // SAFETY: the caller's arguments.
@@ -115,7 +115,7 @@ pub unsafe extern "C" fn lockf(fd: c_int, cmd: c_int, len: off_t) -> c_int {
 
 /// # Safety
 /// As for `lockf(3)`.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn lockf64(fd: c_int, cmd: c_int, len: off64_t) -> c_int {
     if !is_managed(fd) {
         // SAFETY: the caller's arguments.

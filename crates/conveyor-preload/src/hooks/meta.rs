@@ -12,7 +12,7 @@ macro_rules! by_fd {
     ($name:ident($fd:ident: c_int $(, $a:ident: $t:ty)*)) => {
         /// # Safety
         /// As for the C function of this name.
-        #[no_mangle]
+        #[cfg_attr(not(test), no_mangle)]
         pub unsafe extern "C" fn $name($fd: c_int $(, $a: $t)*) -> c_int {
             before_meta_fd(stringify!($name), $fd);
             // SAFETY: the caller's arguments.
@@ -25,7 +25,7 @@ macro_rules! by_path {
     ($name:ident($path:ident: *const c_char $(, $a:ident: $t:ty)*), follow: $follow:expr) => {
         /// # Safety
         /// As for the C function of this name.
-        #[no_mangle]
+        #[cfg_attr(not(test), no_mangle)]
         pub unsafe extern "C" fn $name($path: *const c_char $(, $a: $t)*) -> c_int {
             // SAFETY: `path` is the caller's C string.
             unsafe { before_meta_path(stringify!($name), libc::AT_FDCWD, $path, $follow) };
@@ -39,7 +39,7 @@ macro_rules! by_at {
     ($name:ident($dirfd:ident: c_int, $path:ident: *const c_char $(, $a:ident: $t:ty)*), $flags:ident) => {
         /// # Safety
         /// As for the C function of this name.
-        #[no_mangle]
+        #[cfg_attr(not(test), no_mangle)]
         pub unsafe extern "C" fn $name($dirfd: c_int, $path: *const c_char $(, $a: $t)*) -> c_int {
             let follow = $flags & libc::AT_SYMLINK_NOFOLLOW == 0;
             // SAFETY: `path` is null or the caller's C string.
@@ -71,7 +71,7 @@ by_at!(fchownat(dirfd: c_int, path: *const c_char, uid: uid_t, gid: gid_t, flags
 
 /// # Safety
 /// As for `futimesat(2)` (no flags: links are followed).
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn futimesat(dirfd: c_int, path: *const c_char, tv: *const timeval) -> c_int {
     // SAFETY: `path` is null or the caller's C string.
     unsafe { before_meta_path("futimesat", dirfd, path, true) };

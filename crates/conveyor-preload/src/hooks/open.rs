@@ -13,7 +13,7 @@ macro_rules! open_hook {
         ///
         /// # Safety
         /// As for `open(2)`.
-        #[no_mangle]
+        #[cfg_attr(not(test), no_mangle)]
         pub unsafe extern "C" fn $name(path: *const c_char, flags: c_int, mode: mode_t) -> c_int {
             // SAFETY: the caller's arguments.
             let t = unsafe { before(libc::AT_FDCWD, path, flags) };
@@ -30,7 +30,7 @@ macro_rules! openat_hook {
         ///
         /// # Safety
         /// As for `openat(2)`.
-        #[no_mangle]
+        #[cfg_attr(not(test), no_mangle)]
         pub unsafe extern "C" fn $name(
             dirfd: c_int,
             path: *const c_char,
@@ -52,7 +52,7 @@ macro_rules! open2_hook {
         ///
         /// # Safety
         /// As for `open(2)` without a mode.
-        #[no_mangle]
+        #[cfg_attr(not(test), no_mangle)]
         pub unsafe extern "C" fn $name(path: *const c_char, flags: c_int) -> c_int {
             // SAFETY: the caller's arguments.
             let t = unsafe { before(libc::AT_FDCWD, path, flags) };
@@ -69,7 +69,7 @@ macro_rules! openat2_hook {
         ///
         /// # Safety
         /// As for `openat(2)` without a mode.
-        #[no_mangle]
+        #[cfg_attr(not(test), no_mangle)]
         pub unsafe extern "C" fn $name(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int {
             // SAFETY: the caller's arguments.
             let t = unsafe { before(dirfd, path, flags) };
@@ -86,7 +86,7 @@ macro_rules! creat_hook {
         ///
         /// # Safety
         /// As for `creat(2)`.
-        #[no_mangle]
+        #[cfg_attr(not(test), no_mangle)]
         pub unsafe extern "C" fn $name(path: *const c_char, mode: mode_t) -> c_int {
             // SAFETY: the caller's arguments.
             let t = unsafe { before(libc::AT_FDCWD, path, CREAT) };

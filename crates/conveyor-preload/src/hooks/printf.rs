@@ -20,7 +20,7 @@ extern "C" {
 
 /// # Safety
 /// As for `dprintf(3)`.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 #[unsafe(naked)]
 pub unsafe extern "C" fn dprintf(fd: c_int, fmt: *const c_char) -> c_int {
     #[cfg(target_arch = "x86_64")]
@@ -31,7 +31,7 @@ pub unsafe extern "C" fn dprintf(fd: c_int, fmt: *const c_char) -> c_int {
 
 /// # Safety
 /// As for glibc's fortified `dprintf`.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 #[unsafe(naked)]
 pub unsafe extern "C" fn __dprintf_chk(fd: c_int, flag: c_int, fmt: *const c_char) -> c_int {
     #[cfg(target_arch = "x86_64")]
@@ -43,7 +43,7 @@ pub unsafe extern "C" fn __dprintf_chk(fd: c_int, flag: c_int, fmt: *const c_cha
 /// # Safety
 /// As for `vdprintf(3)`; `ap` is the caller's `va_list` (a pointer on
 /// x86_64 and aarch64 when passed as an argument).
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn vdprintf(fd: c_int, fmt: *const c_char, ap: *mut c_void) -> c_int {
     if !is_managed(fd) {
         // SAFETY: the caller's arguments.
@@ -58,7 +58,7 @@ pub unsafe extern "C" fn vdprintf(fd: c_int, fmt: *const c_char, ap: *mut c_void
 
 /// # Safety
 /// As for glibc's fortified `vdprintf`.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn __vdprintf_chk(
     fd: c_int,
     flag: c_int,

@@ -9,7 +9,7 @@ use libc::{c_char, c_int, pid_t, FILE};
 
 /// # Safety
 /// As for `fork(2)`.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn fork() -> pid_t {
     // SAFETY: the real fork, with the shim's barrier and locks around it.
     unsafe { fork_as("fork") }
@@ -21,7 +21,7 @@ pub unsafe extern "C" fn fork() -> pid_t {
 ///
 /// # Safety
 /// As for `vfork(2)`.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn vfork() -> pid_t {
     // SAFETY: as in `fork`.
     unsafe { fork_as("vfork") }
@@ -31,7 +31,7 @@ macro_rules! exec_hook {
     ($name:ident($($a:ident: $t:ty),*)) => {
         /// # Safety
         /// As for the `exec` family.
-        #[no_mangle]
+        #[cfg_attr(not(test), no_mangle)]
         pub unsafe extern "C" fn $name($($a: $t),*) -> c_int {
             before_exec(stringify!($name));
             // SAFETY: the caller's arguments.
@@ -48,7 +48,7 @@ macro_rules! spawn_hook {
     ($name:ident, $reach:expr, ($($a:ident: $t:ty),*)) => {
         /// # Safety
         /// As for the C function of this name.
-        #[no_mangle]
+        #[cfg_attr(not(test), no_mangle)]
         pub unsafe extern "C" fn $name($($a: $t),*) -> c_int {
             before_spawn(stringify!($name), $reach);
             // SAFETY: the caller's arguments.
@@ -78,7 +78,7 @@ spawn_hook!(system, Reach::Inherited, (cmd: *const c_char));
 ///
 /// # Safety
 /// As for `posix_spawn_file_actions_adddup2(3)`.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn posix_spawn_file_actions_adddup2(
     fa: *mut libc::posix_spawn_file_actions_t,
     fd: c_int,
@@ -91,7 +91,7 @@ pub unsafe extern "C" fn posix_spawn_file_actions_adddup2(
 
 /// # Safety
 /// As for `popen(3)`.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn popen(cmd: *const c_char, mode: *const c_char) -> *mut FILE {
     barrier("popen", Reach::Inherited);
     // SAFETY: the caller's arguments.
@@ -100,7 +100,7 @@ pub unsafe extern "C" fn popen(cmd: *const c_char, mode: *const c_char) -> *mut 
 
 /// # Safety
 /// As for `_exit(2)`.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn _exit(status: c_int) -> ! {
     at_exit(true);
     // SAFETY: the caller's argument; does not return.
@@ -113,7 +113,8 @@ pub unsafe extern "C" fn _exit(status: c_int) -> ! {
 
 /// # Safety
 /// As for `_Exit(2)`.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
+#[allow(non_snake_case)] // glibc's name
 pub unsafe extern "C" fn _Exit(status: c_int) -> ! {
     at_exit(true);
     // SAFETY: the caller's argument; does not return.

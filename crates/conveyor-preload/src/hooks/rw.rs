@@ -9,7 +9,7 @@ use libc::{c_int, c_void, iovec, off64_t, off_t, size_t, ssize_t};
 
 /// # Safety
 /// As for `read(2)`.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
     if !is_managed(fd) {
         // SAFETY: the caller's arguments.
@@ -21,7 +21,7 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t
 
 /// # Safety
 /// As for `__read_chk` (fortified read).
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn __read_chk(
     fd: c_int,
     buf: *mut c_void,
@@ -40,7 +40,7 @@ macro_rules! pread_hook {
     ($name:ident, $off:ty) => {
         /// # Safety
         /// As for `pread(2)`.
-        #[no_mangle]
+        #[cfg_attr(not(test), no_mangle)]
         pub unsafe extern "C" fn $name(
             fd: c_int,
             buf: *mut c_void,
@@ -63,7 +63,7 @@ macro_rules! pread_chk_hook {
     ($name:ident, $off:ty) => {
         /// # Safety
         /// As for the fortified `pread`.
-        #[no_mangle]
+        #[cfg_attr(not(test), no_mangle)]
         pub unsafe extern "C" fn $name(
             fd: c_int,
             buf: *mut c_void,
@@ -85,7 +85,7 @@ pread_chk_hook!(__pread64_chk, off64_t);
 
 /// # Safety
 /// As for `readv(2)`.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, cnt: c_int) -> ssize_t {
     if !is_managed(fd) {
         // SAFETY: the caller's arguments.
@@ -99,7 +99,7 @@ macro_rules! preadv_hook {
     ($name:ident, $off:ty) => {
         /// # Safety
         /// As for `preadv(2)`.
-        #[no_mangle]
+        #[cfg_attr(not(test), no_mangle)]
         pub unsafe extern "C" fn $name(
             fd: c_int,
             iov: *const iovec,
@@ -122,7 +122,7 @@ macro_rules! preadv2_hook {
     ($name:ident, $off:ty) => {
         /// # Safety
         /// As for `preadv2(2)`.
-        #[no_mangle]
+        #[cfg_attr(not(test), no_mangle)]
         pub unsafe extern "C" fn $name(
             fd: c_int,
             iov: *const iovec,
@@ -145,7 +145,7 @@ preadv2_hook!(preadv64v2, off64_t);
 
 /// # Safety
 /// As for `write(2)`.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
     if !is_managed(fd) {
         // SAFETY: the caller's arguments.
@@ -159,7 +159,7 @@ macro_rules! pwrite_hook {
     ($name:ident, $off:ty) => {
         /// # Safety
         /// As for `pwrite(2)`.
-        #[no_mangle]
+        #[cfg_attr(not(test), no_mangle)]
         pub unsafe extern "C" fn $name(
             fd: c_int,
             buf: *const c_void,
@@ -180,7 +180,7 @@ pwrite_hook!(pwrite64, off64_t);
 
 /// # Safety
 /// As for `writev(2)`.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn writev(fd: c_int, iov: *const iovec, cnt: c_int) -> ssize_t {
     if !is_managed(fd) {
         // SAFETY: the caller's arguments.
@@ -194,7 +194,7 @@ macro_rules! pwritev_hook {
     ($name:ident, $off:ty) => {
         /// # Safety
         /// As for `pwritev(2)`.
-        #[no_mangle]
+        #[cfg_attr(not(test), no_mangle)]
         pub unsafe extern "C" fn $name(
             fd: c_int,
             iov: *const iovec,
@@ -217,7 +217,7 @@ macro_rules! pwritev2_hook {
     ($name:ident, $off:ty) => {
         /// # Safety
         /// As for `pwritev2(2)`.
-        #[no_mangle]
+        #[cfg_attr(not(test), no_mangle)]
         pub unsafe extern "C" fn $name(
             fd: c_int,
             iov: *const iovec,
@@ -242,7 +242,7 @@ macro_rules! lseek_hook {
     ($name:ident, $off:ty) => {
         /// # Safety
         /// As for `lseek(2)`.
-        #[no_mangle]
+        #[cfg_attr(not(test), no_mangle)]
         pub unsafe extern "C" fn $name(fd: c_int, off: $off, whence: c_int) -> $off {
             if !is_managed(fd) {
                 // SAFETY: the caller's arguments.

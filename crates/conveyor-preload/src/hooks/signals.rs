@@ -6,7 +6,7 @@ use libc::{c_int, sighandler_t};
 
 /// # Safety
 /// As for `sigaction(2)`.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn sigaction(
     sig: c_int,
     act: *const libc::sigaction,
@@ -20,7 +20,7 @@ macro_rules! signal_hook {
     ($name:ident, $flags:expr) => {
         /// # Safety
         /// As for `signal(2)`.
-        #[no_mangle]
+        #[cfg_attr(not(test), no_mangle)]
         pub unsafe extern "C" fn $name(sig: c_int, handler: sighandler_t) -> sighandler_t {
             // SAFETY: the caller's arguments.
             unsafe { signals::program_signal(sig, handler, $flags) }

@@ -18,7 +18,7 @@ macro_rules! fstat_hook {
     ($name:ident, [$($pre:ident: $pt:ty),*], $st:ty) => {
         /// # Safety
         /// As for the C function of this name.
-        #[no_mangle]
+        #[cfg_attr(not(test), no_mangle)]
         pub unsafe extern "C" fn $name($($pre: $pt,)* fd: c_int, buf: *mut $st) -> c_int {
             // SAFETY: the caller's arguments.
             let call = || unsafe { real::$name($($pre,)* fd, buf) };
@@ -82,7 +82,7 @@ macro_rules! path_hook {
     ($name:ident, [$($pre:ident: $pt:ty),*], [$($post:ident: $qt:ty),*], $st:ty, $dirfd:expr) => {
         /// # Safety
         /// As for the C function of this name.
-        #[no_mangle]
+        #[cfg_attr(not(test), no_mangle)]
         pub unsafe extern "C" fn $name(
             $($pre: $pt,)*
             path: *const c_char,
@@ -117,7 +117,7 @@ path_hook!(fstatat64, [dirfd: c_int], [flags: c_int], libc::stat64, dirfd);
 
 /// # Safety
 /// As for `statx(2)`.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn statx(
     dirfd: c_int,
     path: *const c_char,

@@ -9,7 +9,7 @@ use libc::{c_char, c_int, c_uint, off64_t, off_t};
 
 /// # Safety
 /// As for `fsync(2)`.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn fsync(fd: c_int) -> c_int {
     if !is_managed(fd) {
         // SAFETY: the caller's argument.
@@ -20,7 +20,7 @@ pub unsafe extern "C" fn fsync(fd: c_int) -> c_int {
 
 /// # Safety
 /// As for `fdatasync(2)`.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn fdatasync(fd: c_int) -> c_int {
     if !is_managed(fd) {
         // SAFETY: the caller's argument.
@@ -31,7 +31,7 @@ pub unsafe extern "C" fn fdatasync(fd: c_int) -> c_int {
 
 /// # Safety
 /// As for `sync_file_range(2)`.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn sync_file_range(
     fd: c_int,
     off: off64_t,
@@ -43,7 +43,7 @@ pub unsafe extern "C" fn sync_file_range(
 
 /// # Safety
 /// As for `syncfs(2)`.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn syncfs(fd: c_int) -> c_int {
     meta::sync_all("syncfs");
     // SAFETY: the caller's argument.
@@ -52,7 +52,7 @@ pub unsafe extern "C" fn syncfs(fd: c_int) -> c_int {
 
 /// # Safety
 /// As for `sync(2)`.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn sync() {
     meta::sync_all("sync");
     // SAFETY: no arguments.
@@ -63,7 +63,7 @@ macro_rules! ftruncate_hook {
     ($name:ident, $off:ty) => {
         /// # Safety
         /// As for `ftruncate(2)`.
-        #[no_mangle]
+        #[cfg_attr(not(test), no_mangle)]
         pub unsafe extern "C" fn $name(fd: c_int, len: $off) -> c_int {
             if !is_managed(fd) {
                 // SAFETY: the caller's arguments.
@@ -80,7 +80,7 @@ macro_rules! truncate_hook {
     ($name:ident, $off:ty) => {
         /// # Safety
         /// As for `truncate(2)`.
-        #[no_mangle]
+        #[cfg_attr(not(test), no_mangle)]
         pub unsafe extern "C" fn $name(path: *const c_char, len: $off) -> c_int {
             // SAFETY: the caller's path; the real stat only reads it.
             let key = unsafe { crate::ops::open::before(libc::AT_FDCWD, path, libc::O_TRUNC) };
@@ -101,7 +101,7 @@ macro_rules! fallocate_hook {
     ($name:ident, $off:ty) => {
         /// # Safety
         /// As for `fallocate(2)`.
-        #[no_mangle]
+        #[cfg_attr(not(test), no_mangle)]
         pub unsafe extern "C" fn $name(fd: c_int, mode: c_int, off: $off, len: $off) -> c_int {
             if !is_managed(fd) {
                 // SAFETY: the caller's arguments.
@@ -118,7 +118,7 @@ macro_rules! posix_fallocate_hook {
     ($name:ident, $off:ty) => {
         /// # Safety
         /// As for `posix_fallocate(3)`.
-        #[no_mangle]
+        #[cfg_attr(not(test), no_mangle)]
         pub unsafe extern "C" fn $name(fd: c_int, off: $off, len: $off) -> c_int {
             if !is_managed(fd) {
                 // SAFETY: the caller's arguments.

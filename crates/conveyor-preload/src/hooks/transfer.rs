@@ -9,7 +9,7 @@ use libc::{c_char, c_int, c_uint, c_void, off64_t, off_t, size_t, ssize_t, FILE}
 
 /// # Safety
 /// As for `copy_file_range(2)`.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn copy_file_range(
     fd_in: c_int,
     off_in: *mut off64_t,
@@ -26,7 +26,7 @@ pub unsafe extern "C" fn copy_file_range(
 
 /// # Safety
 /// As for `sendfile(2)`.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn sendfile(out: c_int, inp: c_int, off: *mut off_t, n: size_t) -> ssize_t {
     // SAFETY: the caller's arguments.
     copy("sendfile", inp, out, || unsafe {
@@ -36,7 +36,7 @@ pub unsafe extern "C" fn sendfile(out: c_int, inp: c_int, off: *mut off_t, n: si
 
 /// # Safety
 /// As for `sendfile(2)`.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn sendfile64(
     out: c_int,
     inp: c_int,
@@ -51,7 +51,7 @@ pub unsafe extern "C" fn sendfile64(
 
 /// # Safety
 /// As for `splice(2)`.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn splice(
     fd_in: c_int,
     off_in: *mut off64_t,
@@ -70,7 +70,7 @@ macro_rules! mmap_hook {
     ($name:ident, $off:ty) => {
         /// # Safety
         /// As for `mmap(2)`.
-        #[no_mangle]
+        #[cfg_attr(not(test), no_mangle)]
         pub unsafe extern "C" fn $name(
             addr: *mut c_void,
             len: size_t,
@@ -90,7 +90,7 @@ mmap_hook!(mmap64, off64_t);
 
 /// # Safety
 /// As for `fdopen(3)`.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn fdopen(fd: c_int, mode: *const c_char) -> *mut FILE {
     pass_through_fd("fdopen", fd);
     // SAFETY: the caller's arguments.
@@ -133,7 +133,7 @@ unsafe fn pass_rights(name: &'static str, msg: *const libc::msghdr) {
 
 /// # Safety
 /// As for `sendmsg(2)`.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_int) -> ssize_t {
     // SAFETY: the caller's arguments.
     unsafe { pass_rights("sendmsg", msg) };
@@ -143,7 +143,7 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_i
 
 /// # Safety
 /// As for `sendmmsg(2)`.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn sendmmsg(
     fd: c_int,
     msgs: *mut libc::mmsghdr,
@@ -164,7 +164,7 @@ macro_rules! fopen_hook {
     ($name:ident) => {
         /// # Safety
         /// As for `fopen(3)`.
-        #[no_mangle]
+        #[cfg_attr(not(test), no_mangle)]
         pub unsafe extern "C" fn $name(path: *const c_char, mode: *const c_char) -> *mut FILE {
             // SAFETY: the caller's C string.
             unsafe { before_stream_open(stringify!($name), path) };
@@ -185,7 +185,7 @@ macro_rules! freopen_hook {
     ($name:ident) => {
         /// # Safety
         /// As for `freopen(3)`.
-        #[no_mangle]
+        #[cfg_attr(not(test), no_mangle)]
         pub unsafe extern "C" fn $name(
             path: *const c_char,
             mode: *const c_char,

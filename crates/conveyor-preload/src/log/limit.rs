@@ -15,15 +15,50 @@ const SLOTS: usize = 64;
 #[derive(Clone, Copy)]
 struct Slot {
     site: &'static Metadata<'static>,
+    bucket: Bucket,
+}
+
+/// One call site's token bucket.
+#[derive(Clone, Copy, Debug)]
+struct Bucket {
     tokens: u32,
     // Monotonic second of the last refill.
     at: u64,
     held: u64,
 }
 
+impl Bucket {
+    fn new(now: u64) -> Bucket {
+        Bucket {
+            tokens: BURST,
+            at: now,
+            held: 0,
+        }
+    }
+
+    /// An event at second `now`: a token if one is left (one more per
+    /// second since the last refill, up to `BURST`), else counted as held.
+    fn take(&mut self, now: u64) -> Verdict {
+        let refill = now.saturating_sub(self.at);
+        if refill > 0 {
+            self.tokens = (self.tokens as u64 + refill).min(BURST as u64) as u32;
+            self.at = now;
+        }
+        if self.tokens == 0 {
+            self.held += 1;
+            return Verdict::Drop;
+        }
+        self.tokens -= 1;
+        Verdict::Emit {
+            held: std::mem::take(&mut self.held),
+        }
+    }
+}
+
 static TABLE: Mutex<[Option<Slot>; SLOTS]> = Mutex::new([None; SLOTS]);
 
 /// What to do with an event.
+#[derive(Debug, PartialEq, Eq)]
 pub enum Verdict {
     /// Write it, after a line for the `held` messages suppressed before.
     Emit {
@@ -71,22 +106,9 @@ pub fn check(site: &'static Metadata<'static>) -> Verdict {
         .unwrap_or(SLOTS - 1);
     let slot = t[i].get_or_insert(Slot {
         site,
-        tokens: BURST,
-        at: now,
-        held: 0,
+        bucket: Bucket::new(now),
     });
-    let refill = now.saturating_sub(slot.at);
-    if refill > 0 {
-        slot.tokens = (slot.tokens as u64 + refill).min(BURST as u64) as u32;
-        slot.at = now;
-    }
-    if slot.tokens == 0 {
-        slot.held += 1;
-        return Verdict::Drop;
-    }
-    slot.tokens -= 1;
-    let held = std::mem::take(&mut slot.held);
-    Verdict::Emit { held }
+    slot.bucket.take(now)
 }
 
 /// Hands each call site's count of suppressed messages to `report` and
@@ -96,8 +118,8 @@ pub fn drain(mut report: impl FnMut(&'static Metadata<'static>, u64)) {
         Some(mut t) => t
             .iter_mut()
             .flatten()
-            .filter(|s| s.held > 0)
-            .map(|s| (s.site, std::mem::take(&mut s.held)))
+            .filter(|s| s.bucket.held > 0)
+            .map(|s| (s.site, std::mem::take(&mut s.bucket.held)))
             .collect(),
         None => return,
     };
@@ -105,5 +127,30 @@ pub fn drain(mut report: impl FnMut(&'static Metadata<'static>, u64)) {
     // the lock short anyway.
     for (site, n) in held {
         report(site, n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_then_one_line_a_second_with_the_held_count() {
+        let mut b = Bucket::new(100);
+        for _ in 0..BURST {
+            assert_eq!(b.take(100), Verdict::Emit { held: 0 });
+        }
+        for _ in 0..25 {
+            assert_eq!(b.take(100), Verdict::Drop);
+        }
+        // A second later: one token, and the 25 held back are reported.
+        assert_eq!(b.take(101), Verdict::Emit { held: 25 });
+        assert_eq!(b.take(101), Verdict::Drop);
+        // A quiet spell refills the burst, no more.
+        assert_eq!(b.take(200), Verdict::Emit { held: 1 });
+        for _ in 1..BURST {
+            assert_eq!(b.take(200), Verdict::Emit { held: 0 });
+        }
+        assert_eq!(b.take(200), Verdict::Drop);
     }
 }
