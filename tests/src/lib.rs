@@ -186,18 +186,8 @@ pub fn ok(out: &Output, what: &str) {
     );
 }
 
-/// Deterministic bytes.
-pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
+/// Deterministic bytes (the engine's generator: one for every test).
+pub use conveyor_engine::mock::pattern;
 
 /// Every file, directory and symlink under `dir`, with contents (files),
 /// targets (links) and permission bits, keyed by relative path.

@@ -1,21 +1,9 @@
 //! Memory bounds, back-pressure and ordering of large writes.
 
-use conveyor_engine::mock::{MemBackend, MockConfig, Op};
+use conveyor_engine::mock::{pattern, MemBackend, MockConfig, Op};
 use conveyor_engine::{Backend, Config, Engine, FileKey, Mode};
 use std::sync::Arc;
 use std::time::Duration;
-
-fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 /// 8 threads write 40 files each under a process cap far smaller than the
 /// data: every writer finishes, nothing is lost, the cap is never exceeded

@@ -3,7 +3,7 @@
 //! concurrency (C), read-ahead (D), write coalescing (E) and extra findings
 //! (F). Every data check is byte for byte; no test asserts on elapsed time.
 
-use conveyor_engine::mock::{Fault, MemBackend, MockConfig, Op, Request};
+use conveyor_engine::mock::{pattern, Fault, MemBackend, MockConfig, Op, Request, Rng};
 use conveyor_engine::{Backend, Config, Engine, Errno, FileKey, Handle, Mode, Result};
 use std::io::SeekFrom;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -40,38 +40,6 @@ fn mem(cfg: MockConfig) -> Arc<MemBackend> {
 
 fn mem_with(cfg: MockConfig, data: Vec<u8>) -> Arc<MemBackend> {
     Arc::new(MemBackend::with_data(cfg, data))
-}
-
-/// xorshift64*: a tiny seeded PRNG so runs are reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn fill(&mut self, buf: &mut [u8]) {
-        for b in buf {
-            *b = (self.next() >> 32) as u8;
-        }
-    }
-}
-
-/// `len` pseudo-random bytes from `seed`.
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut v = vec![0u8; len];
-    Rng::new(seed).fill(&mut v);
-    v
 }
 
 /// A file whose every 4 KiB block is distinguishable: it starts with its
@@ -240,7 +208,7 @@ fn read_to_eof(h: &Handle, chunk: usize, max_reads: usize) -> Vec<u8> {
 // Proves: a pread before flush returns bytes still in the write-behind buffer, while storage keeps the old bytes until the write lands.
 #[test]
 fn a01_read_sees_unflushed_write() {
-    let old = pattern(64 * K, 1);
+    let old = pattern(1, 64 * K);
     let storage = mem_with(
         MockConfig {
             write_latency: ms(2),
@@ -252,7 +220,7 @@ fn a01_read_sees_unflushed_write() {
     let e = Engine::new(Config::default());
     let h = open(&e, 1, &gate, Mode::READ_WRITE);
 
-    let new = pattern(10_000, 2);
+    let new = pattern(2, 10_000);
     assert_eq!(h.seek(SeekFrom::Start(5000)), Ok(5000));
     assert_eq!(h.write(&new), Ok(new.len()));
     let expected = overlaid(&old, 5000, &new);
@@ -274,7 +242,7 @@ fn a01_read_sees_unflushed_write() {
 // Proves: appends through an APPEND handle are visible to a READ handle of the same file before they land, land after the old end, and reach storage only as Op::Append requests.
 #[test]
 fn a02_append_then_read() {
-    let old = pattern(1000, 3);
+    let old = pattern(3, 1000);
     let storage = mem_with(
         MockConfig {
             write_latency: ms(1),
@@ -287,7 +255,7 @@ fn a02_append_then_read() {
     let app = open(&e, 2, &gate, Mode::APPEND);
     let rd = open(&e, 2, &gate, Mode::READ);
 
-    let recs = [pattern(100, 4), pattern(5000, 5), pattern(37, 6)];
+    let recs = [pattern(4, 100), pattern(5, 5000), pattern(6, 37)];
     let mut expected = old.clone();
     for r in &recs {
         assert_eq!(app.write(r), Ok(r.len()));
@@ -389,7 +357,7 @@ fn a04_read_flush_read() {
     let mut buf = vec![0u8; BLOCK];
     assert_eq!(h.read(&mut buf), Ok(BLOCK));
     assert_eq!(buf, old[..BLOCK]);
-    let x = pattern(BLOCK, 44);
+    let x = pattern(44, BLOCK);
     assert_eq!(h.write(&x), Ok(BLOCK)); // at 4096
     h.flush().unwrap();
     let expected = overlaid(&old, BLOCK, &x);
@@ -402,7 +370,7 @@ fn a04_read_flush_read() {
 
     // The same with pread/pwrite far inside the prefetched window.
     assert_eq!(pread_exact(&h, 64 * K as u64, BLOCK), old[64 * K..68 * K]);
-    let y = pattern(BLOCK, 45);
+    let y = pattern(45, BLOCK);
     assert_eq!(h.pwrite(&y, 64 * K as u64), Ok(BLOCK));
     h.flush().unwrap();
     let expected = overlaid(&expected, 64 * K, &y);
@@ -428,7 +396,7 @@ fn a04b_prefetch_outdated_by_a_landing_write_is_dropped() {
     // reads the old bytes and its answer is held back.
     assert_eq!(pread_exact(&h, 0, BLOCK), old[..BLOCK]);
     assert!(wait_until(Duration::from_secs(2), || gate.waiting() == 1));
-    let x = pattern(8 * K, 240);
+    let x = pattern(240, 8 * K);
     let at = 200 * K;
     assert_eq!(h.pwrite(&x, at as u64), Ok(x.len()));
     h.flush().unwrap();
@@ -467,7 +435,7 @@ fn a05_buffer_wrap_around() {
     assert_eq!(e.config().write_buffer, 128 * K);
     let h = open(&e, 5, &storage, Mode::WRITE);
 
-    let data = pattern(3 * M + 1234, 5);
+    let data = pattern(5, 3 * M + 1234);
     for c in data.chunks(3000) {
         assert_eq!(h.write(c), Ok(c.len()));
         assert!(e.memory_used() <= e.memory_cap());
@@ -500,7 +468,7 @@ fn a06_partial_io_and_eintr() {
         ..MockConfig::default()
     });
     let e = Engine::new(Config::default());
-    let data = pattern(M, 6);
+    let data = pattern(6, M);
     let w = open(&e, 6, &storage, Mode::WRITE);
     for c in data.chunks(7001) {
         assert_eq!(w.write(c), Ok(c.len()));
@@ -534,7 +502,7 @@ fn a06_partial_io_and_eintr() {
 // Proves: operations the access mode forbids fail with the errno Linux gives (EBADF; EINVAL for ftruncate) and touch nothing.
 #[test]
 fn a07_illegal_operations() {
-    let old = pattern(8 * K, 7);
+    let old = pattern(7, 8 * K);
     let storage = mem_with(MockConfig::default(), old.clone());
     let e = Engine::new(Config::default());
     let r = open(&e, 7, &storage, Mode::READ);
@@ -580,7 +548,7 @@ fn a08_multi_instance() {
     let n = 16;
     let mut expected = vec![0u8; n * BLOCK];
     for i in [3, 0, 5, 2, 1, 4, 7, 6, 9, 8, 11, 15, 10, 13, 12, 14] {
-        let blk = pattern(BLOCK, 800 + i as u64);
+        let blk = pattern(800 + i as u64, BLOCK);
         let off = i * BLOCK;
         if i % 2 == 0 {
             assert_eq!(h1.seek(SeekFrom::Start(off as u64)), Ok(off as u64));
@@ -643,7 +611,7 @@ fn a09_error_propagation_and_stickiness() {
     assert_eq!(pread_exact(&h1, 0, 256 * K), old);
 
     let h3 = open(&e, 9, &gate, Mode::READ_WRITE);
-    let late = pattern(4 * K, 99);
+    let late = pattern(99, 4 * K);
     assert_eq!(
         h2.write(&late),
         Err(Errno::EIO),
@@ -656,7 +624,7 @@ fn a09_error_propagation_and_stickiness() {
     );
     assert_eq!(h2.pwrite(&late, 192 * K as u64), Ok(4 * K));
     assert_eq!(h2.flush(), Ok(()));
-    let late3 = pattern(4 * K, 98);
+    let late3 = pattern(98, 4 * K);
     assert_eq!(h3.pwrite(&late3, 200 * K as u64), Ok(4 * K), "new handle");
     assert_eq!(h3.flush(), Ok(()));
 
@@ -704,7 +672,7 @@ fn a09b_sequential_write_through_fault() {
     let h2 = open(&e, 10, &storage, Mode::READ_WRITE);
 
     // 512 KiB < io_size: batches run one at a time, in order.
-    let data = pattern(512 * K, 10);
+    let data = pattern(10, 512 * K);
     let mut reported = 0;
     for c in data.chunks(BLOCK) {
         match h1.write(c) {
@@ -761,7 +729,7 @@ fn a09c_capacity_enospc() {
     });
     let e = Engine::new(Config::default());
     let h = open(&e, 11, &storage, Mode::WRITE);
-    let data = pattern(256 * K, 11);
+    let data = pattern(11, 256 * K);
     let mut failed = false;
     for c in data.chunks(BLOCK) {
         if let Err(e) = h.write(c) {
@@ -814,9 +782,9 @@ fn a10_direct_write_orders_and_invalidates() {
     // A first write elsewhere goes out at once; the small one queues
     // behind it (one request in flight at first), so the big one must wait
     // for both to keep the order.
-    let first = pattern(1000, 249);
-    let small = pattern(1000, 250);
-    let big = pattern(160 * K, 251);
+    let first = pattern(249, 1000);
+    let small = pattern(250, 1000);
+    let big = pattern(251, 160 * K);
     assert_eq!(h.pwrite(&first, 400 * K as u64), Ok(first.len()));
     assert_eq!(h.pwrite(&small, 150 * K as u64), Ok(small.len()));
     assert_eq!(h.pwrite(&big, 100 * K as u64), Ok(big.len()));
@@ -894,8 +862,8 @@ fn b10_offsets_after_write() {
     });
     let e = Engine::new(Config::default());
     let h = open(&e, 12, &storage, Mode::READ_WRITE);
-    let a = pattern(8192, 12);
-    let b = pattern(3000, 13);
+    let a = pattern(12, 8192);
+    let b = pattern(13, 3000);
     assert_eq!(h.write(&a), Ok(8192));
     assert_eq!(h.seek(SeekFrom::Current(0)), Ok(8192));
     assert_eq!(h.seek(SeekFrom::End(0)), Ok(8192));
@@ -924,7 +892,7 @@ fn b11_read_write_read_shares_offset() {
     let mut buf = vec![0u8; BLOCK];
     assert_eq!(h.read(&mut buf), Ok(BLOCK));
     assert_eq!(buf, old[..BLOCK], "block 0");
-    let x = pattern(BLOCK, 130);
+    let x = pattern(130, BLOCK);
     assert_eq!(h.write(&x), Ok(BLOCK));
     assert_eq!(h.read(&mut buf), Ok(BLOCK));
     assert_eq!(buf, old[2 * BLOCK..3 * BLOCK], "must be block 2");
@@ -938,7 +906,7 @@ fn b11_read_write_read_shares_offset() {
 #[test]
 fn b12_eof_reads_do_not_spin() {
     for len in [10_000usize, 128 * K] {
-        let data = pattern(len, len as u64);
+        let data = pattern(len as u64, len);
         let storage = mem_with(
             MockConfig {
                 read_latency: ms(1),
@@ -1005,7 +973,7 @@ fn b14_flush_waits_for_last_request() {
     });
     let e = Engine::new(Config::default());
     let h = open(&e, 16, &storage, Mode::WRITE);
-    let data = pattern(M, 16);
+    let data = pattern(16, M);
     for c in data.chunks(BLOCK) {
         assert_eq!(h.write(c), Ok(BLOCK));
     }
@@ -1022,7 +990,7 @@ fn b14_flush_waits_for_last_request() {
 fn c01_concurrent_disjoint_regions() {
     const REGION: usize = 192 * K;
     const THREADS: usize = 4;
-    let initial = pattern(REGION * THREADS, 77);
+    let initial = pattern(77, REGION * THREADS);
     let storage = mem_with(
         MockConfig {
             write_latency: Duration::from_micros(200),
@@ -1172,7 +1140,7 @@ fn e01_write_coalescing() {
     });
     let e = Engine::new(Config::default());
     let h = open(&e, 20, &storage, Mode::WRITE);
-    let data = pattern(4 * M, 20);
+    let data = pattern(20, 4 * M);
     for c in data.chunks(BLOCK) {
         assert_eq!(h.write(c), Ok(BLOCK));
     }
@@ -1191,7 +1159,7 @@ fn e01_write_coalescing() {
 // Proves: lseek(SEEK_END) and fstat never hand the application an EINTR from the backend (the Backend contract says the engine retries it).
 #[test]
 fn f01_size_retries_eintr() {
-    let data = pattern(5000, 31);
+    let data = pattern(31, 5000);
     let storage = mem_with(
         MockConfig {
             eintr_every: 2,
