@@ -16,7 +16,7 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t
         return unsafe { real::read(fd, buf, n) };
     }
     // SAFETY: as above.
-    unsafe { io::read("read", fd, buf, n) }
+    unsafe { io::read("read", fd, buf, n, None) }
 }
 
 /// # Safety
@@ -33,7 +33,7 @@ pub unsafe extern "C" fn __read_chk(
         return unsafe { real::__read_chk(fd, buf, n, buflen) };
     }
     // SAFETY: `buf` holds `buflen >= n` bytes.
-    unsafe { io::read("__read_chk", fd, buf, n) }
+    unsafe { io::read("__read_chk", fd, buf, n, None) }
 }
 
 macro_rules! pread_hook {
@@ -52,7 +52,7 @@ macro_rules! pread_hook {
                 return unsafe { real::$name(fd, buf, n, off) };
             }
             // SAFETY: as above.
-            unsafe { io::pread(stringify!($name), fd, buf, n, off as off64_t) }
+            unsafe { io::read(stringify!($name), fd, buf, n, Some(off as off64_t)) }
         }
     };
 }
@@ -76,7 +76,7 @@ macro_rules! pread_chk_hook {
                 return unsafe { real::$name(fd, buf, n, off, buflen) };
             }
             // SAFETY: `buf` holds `buflen >= n` bytes.
-            unsafe { io::pread(stringify!($name), fd, buf, n, off as off64_t) }
+            unsafe { io::read(stringify!($name), fd, buf, n, Some(off as off64_t)) }
         }
     };
 }
@@ -152,7 +152,7 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssiz
         return unsafe { real::write(fd, buf, n) };
     }
     // SAFETY: as above.
-    unsafe { io::write("write", fd, buf, n) }
+    unsafe { io::write("write", fd, buf, n, None) }
 }
 
 macro_rules! pwrite_hook {
@@ -171,7 +171,7 @@ macro_rules! pwrite_hook {
                 return unsafe { real::$name(fd, buf, n, off) };
             }
             // SAFETY: as above.
-            unsafe { io::pwrite(stringify!($name), fd, buf, n, off as off64_t) }
+            unsafe { io::write(stringify!($name), fd, buf, n, Some(off as off64_t)) }
         }
     };
 }

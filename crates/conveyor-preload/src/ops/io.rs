@@ -7,88 +7,64 @@ use conveyor_engine::Errno;
 use libc::{c_int, c_void, iovec, off64_t, size_t, ssize_t};
 use std::io::SeekFrom;
 
-/// `read` and `__read_chk` on a managed fd.
-///
-/// # Safety
-/// As for `read(2)`.
-pub unsafe fn read(name: &'static str, fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
-    on_fd(
-        name,
-        fd,
-        // SAFETY: the caller's arguments, unchanged.
-        || unsafe { real::read(fd, buf, n) },
-        |d, i| {
-            // SAFETY: `buf` is writable for `n` bytes (the caller's contract).
-            let buf = unsafe { slice_mut(buf, n) };
-            d.handle(i).read(buf).map(|k| k as ssize_t)
-        },
-    )
-}
-
-/// `pread` family on a managed fd.
+/// `read` and `__read_chk` (`off` `None`: at the file offset, which
+/// advances), and the `pread` family (`off` given) on a managed fd.
 ///
 /// # Safety
 /// As for `pread(2)`.
-pub unsafe fn pread(
+pub unsafe fn read(
     name: &'static str,
     fd: c_int,
     buf: *mut c_void,
     n: size_t,
-    off: off64_t,
+    off: Option<off64_t>,
 ) -> ssize_t {
-    on_fd(
-        name,
-        fd,
+    let pass = || match off {
         // SAFETY: the caller's arguments, unchanged.
-        || unsafe { real::pread64(fd, buf, n, off) },
-        |d, i| {
-            // SAFETY: `buf` is writable for `n` bytes.
-            let buf = unsafe { slice_mut(buf, n) };
-            d.handle(i).pread(buf, offset(off)?).map(|k| k as ssize_t)
-        },
-    )
+        Some(o) => unsafe { real::pread64(fd, buf, n, o) },
+        // SAFETY: as above.
+        None => unsafe { real::read(fd, buf, n) },
+    };
+    on_fd(name, fd, pass, |d, i| {
+        // SAFETY: `buf` is writable for `n` bytes (the caller's contract).
+        let buf = unsafe { slice_mut(buf, n) };
+        let h = d.handle(i);
+        match off {
+            Some(o) => h.pread(buf, offset(o)?),
+            None => h.read(buf),
+        }
+        .map(|k| k as ssize_t)
+    })
 }
 
-/// `write` on a managed fd.
-///
-/// # Safety
-/// As for `write(2)`.
-pub unsafe fn write(name: &'static str, fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
-    on_fd(
-        name,
-        fd,
-        // SAFETY: the caller's arguments, unchanged.
-        || unsafe { real::write(fd, buf, n) },
-        |d, i| {
-            // SAFETY: `buf` is readable for `n` bytes.
-            let buf = unsafe { slice(buf, n) };
-            d.handle(i).write(buf).map(|k| k as ssize_t)
-        },
-    )
-}
-
-/// `pwrite` family on a managed fd.
+/// `write` (`off` `None`: at the file offset, or the end when appending)
+/// and the `pwrite` family (`off` given) on a managed fd.
 ///
 /// # Safety
 /// As for `pwrite(2)`.
-pub unsafe fn pwrite(
+pub unsafe fn write(
     name: &'static str,
     fd: c_int,
     buf: *const c_void,
     n: size_t,
-    off: off64_t,
+    off: Option<off64_t>,
 ) -> ssize_t {
-    on_fd(
-        name,
-        fd,
+    let pass = || match off {
         // SAFETY: the caller's arguments, unchanged.
-        || unsafe { real::pwrite64(fd, buf, n, off) },
-        |d, i| {
-            // SAFETY: `buf` is readable for `n` bytes.
-            let buf = unsafe { slice(buf, n) };
-            d.handle(i).pwrite(buf, offset(off)?).map(|k| k as ssize_t)
-        },
-    )
+        Some(o) => unsafe { real::pwrite64(fd, buf, n, o) },
+        // SAFETY: as above.
+        None => unsafe { real::write(fd, buf, n) },
+    };
+    on_fd(name, fd, pass, |d, i| {
+        // SAFETY: `buf` is readable for `n` bytes.
+        let buf = unsafe { slice(buf, n) };
+        let h = d.handle(i);
+        match off {
+            Some(o) => h.pwrite(buf, offset(o)?),
+            None => h.write(buf),
+        }
+        .map(|k| k as ssize_t)
+    })
 }
 
 /// The iovec array as a slice.
@@ -278,7 +254,7 @@ pub unsafe fn write_all_formatted(
     let mut r = n;
     while done < n as usize {
         // SAFETY: `text` holds `n` bytes.
-        let k = unsafe { write(name, fd, text.add(done).cast(), n as usize - done) };
+        let k = unsafe { write(name, fd, text.add(done).cast(), n as usize - done, None) };
         if k < 0 {
             if real::errno() == libc::EINTR {
                 continue;
