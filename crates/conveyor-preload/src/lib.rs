@@ -14,6 +14,7 @@
 //! | `process` | fork, vfork, exec, spawn, system, popen, exit and fatal signals: the barriers before another program can see the files (`process::fork` lists every lock held across `fork`, in order; `process::fatal` the fatal-signal flush) |
 //! | `ops` | C conventions (buffers, iovecs, errno, offsets) to engine calls and back, for descriptors and paths; `ops::on_fd` is the one way to a managed descriptor's engine handle; `ops::retire` keeps private descriptors of handed-over files open for the program's locks |
 //! | `live`, `report`, `counts` | the live file for `conveyor top`, the stats report at exit, the test counters |
+//! | `json` | the JSON writer both documents use: each field's name beside its value |
 //! | `policy` | which opens are managed (paths, flags, file type), files that pass through, the stat helpers and file identity |
 //! | `fskind` | what the shim learns of each filesystem from `/proc/self/mountinfo` (s3fs and rclone take no second handle; rclone makes inode numbers up, so its files are keyed by path) |
 //! | `fdtable` | fd -> managed description (`desc::Desc`): a flat array of atomic pointers in 1,024-entry chunks allocated on first use; an unmanaged fd costs two atomic loads, no lock, no allocation, no system call |
@@ -95,6 +96,7 @@ mod fdtable;
 mod fskind;
 mod guard;
 mod hooks;
+mod json;
 mod live;
 mod log;
 mod ops;

@@ -10,12 +10,12 @@
 //! warning. The file is created `O_NOFOLLOW|O_CLOEXEC`, mode 0600, at a
 //! high descriptor, and removed at exit and before an exec.
 
-use crate::report::{command, json_str};
+use crate::json::Obj;
+use crate::report::{command, errors_fields};
 use crate::{backend, guard, real, state};
 use conveyor_engine::{Engine, Gauges, Snapshot};
 use libc::c_int;
 use std::ffi::CString;
-use std::fmt::Write;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Once, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -277,53 +277,60 @@ fn document(me: &Fixed, s: &Snapshot, g: Gauges, prev: Option<(Duration, &Snapsh
             .unwrap_or(0)
     };
     let mut o = String::with_capacity(RECORD);
-    o.push_str("{\"schema\":");
-    json_str(&mut o, SCHEMA);
-    let _ = write!(
-        o,
-        ",\"pid\":{},\"start_ticks\":{},\"since_unix_ms\":{},\"refreshed_unix_ms\":{},\"command\":",
-        me.pid,
-        me.start_ticks,
-        me.since_ms,
-        unix_ms()
-    );
-    json_str(&mut o, &me.command);
-    let _ = write!(
-        o,
-        ",\"open_files\":{},\"app_write_bytes\":{},\"app_read_bytes\":{},\"storage_write_bytes\":{},\
-\"storage_read_bytes\":{},\"storage_write_requests\":{},\"storage_read_requests\":{},\
-\"app_write_bytes_per_s\":{:.0},\"app_read_bytes_per_s\":{:.0},\"storage_write_bytes_per_s\":{:.0},\
-\"storage_read_bytes_per_s\":{:.0},\"write_buffered_bytes\":{},\"write_limit_bytes\":{},\
-\"memory_used_bytes\":{},\"memory_cap_bytes\":{},\"storage_write_recent_ns\":{},\"storage_read_recent_ns\":{},\
-\"storage_write_p99_ns\":{},\"storage_read_p99_ns\":{},\"buffer_full_waits\":{},\"errors\":{},\
-\"last_errno\":{},\"lost_bytes\":{}}}",
-        g.open_files,
-        s.app_write_bytes,
-        s.app_read_bytes,
-        s.storage_write_bytes,
-        s.storage_read_bytes,
-        s.write_sizes.count,
-        s.read_sizes.count,
-        rate(s.app_write_bytes, |p| p.app_write_bytes),
-        rate(s.app_read_bytes, |p| p.app_read_bytes),
-        rate(s.storage_write_bytes, |p| p.storage_write_bytes),
-        rate(s.storage_read_bytes, |p| p.storage_read_bytes),
-        g.write_buffered,
-        g.write_limit,
-        g.memory_used,
-        g.memory_cap,
-        recent(s.storage_write_ns.sum, s.storage_write_ns.count, |p| {
-            (p.storage_write_ns.sum, p.storage_write_ns.count)
-        }),
-        recent(s.storage_read_ns.sum, s.storage_read_ns.count, |p| {
-            (p.storage_read_ns.sum, p.storage_read_ns.count)
-        }),
-        s.storage_write_ns.p99,
-        s.storage_read_ns.p99,
-        s.buffer_full_waits,
-        s.errors,
-        s.last_errno,
-        s.lost_bytes,
-    );
+    let mut doc = Obj::new(&mut o);
+    doc.str("schema", SCHEMA)
+        .int("pid", me.pid)
+        .int("start_ticks", me.start_ticks)
+        .int("since_unix_ms", me.since_ms)
+        .int("refreshed_unix_ms", unix_ms())
+        .str("command", &me.command)
+        .int("open_files", g.open_files as u64)
+        .int("app_write_bytes", s.app_write_bytes)
+        .int("app_read_bytes", s.app_read_bytes)
+        .int("storage_write_bytes", s.storage_write_bytes)
+        .int("storage_read_bytes", s.storage_read_bytes)
+        .int("storage_write_requests", s.write_sizes.count)
+        .int("storage_read_requests", s.read_sizes.count)
+        .float(
+            "app_write_bytes_per_s",
+            rate(s.app_write_bytes, |p| p.app_write_bytes),
+            0,
+        )
+        .float(
+            "app_read_bytes_per_s",
+            rate(s.app_read_bytes, |p| p.app_read_bytes),
+            0,
+        )
+        .float(
+            "storage_write_bytes_per_s",
+            rate(s.storage_write_bytes, |p| p.storage_write_bytes),
+            0,
+        )
+        .float(
+            "storage_read_bytes_per_s",
+            rate(s.storage_read_bytes, |p| p.storage_read_bytes),
+            0,
+        )
+        .int("write_buffered_bytes", g.write_buffered as u64)
+        .int("write_limit_bytes", g.write_limit as u64)
+        .int("memory_used_bytes", g.memory_used as u64)
+        .int("memory_cap_bytes", g.memory_cap as u64)
+        .int(
+            "storage_write_recent_ns",
+            recent(s.storage_write_ns.sum, s.storage_write_ns.count, |p| {
+                (p.storage_write_ns.sum, p.storage_write_ns.count)
+            }),
+        )
+        .int(
+            "storage_read_recent_ns",
+            recent(s.storage_read_ns.sum, s.storage_read_ns.count, |p| {
+                (p.storage_read_ns.sum, p.storage_read_ns.count)
+            }),
+        )
+        .int("storage_write_p99_ns", s.storage_write_ns.p99)
+        .int("storage_read_p99_ns", s.storage_read_ns.p99)
+        .int("buffer_full_waits", s.buffer_full_waits);
+    errors_fields(&mut doc, s);
+    doc.end();
     o
 }

@@ -3,28 +3,13 @@
 //! (`stderr`). Files are created with `O_NOFOLLOW`, `O_CLOEXEC` and mode
 //! 0600, through the real libc functions.
 
+use crate::json::Obj;
 use crate::{log, real};
 use conveyor_engine::{Engine, Snapshot};
 use std::fmt::Write;
 
 /// Schema identifier of the JSON document.
 pub const SCHEMA: &str = "conveyor-stats/1";
-
-/// Appends `s` as a JSON string.
-pub fn json_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
 
 fn ratio(a: u64, b: u64) -> f64 {
     if b == 0 {
@@ -34,40 +19,37 @@ fn ratio(a: u64, b: u64) -> f64 {
     }
 }
 
-/// One stats object (totals or a file row).
-fn json_stats(out: &mut String, s: &Snapshot) {
+/// The counters of one stats object (totals or a file row), into `o`.
+pub fn stats_fields(o: &mut Obj<'_>, s: &Snapshot) {
     let reads = s.read_ahead_hits + s.read_ahead_misses;
-    let _ = write!(
-        out,
-        "\"app_write_bytes\":{},\"app_read_bytes\":{},\"storage_write_bytes\":{},\"storage_read_bytes\":{},\
-\"storage_write_requests\":{},\"storage_read_requests\":{},\"avg_write_request_bytes\":{},\"avg_read_request_bytes\":{},\
-\"app_write_calls\":{},\"app_read_calls\":{},\"app_wait_ns\":{},\"app_write_p50_ns\":{},\"app_write_p99_ns\":{},\
-\"storage_write_p50_ns\":{},\"storage_write_p99_ns\":{},\"read_ahead_hits\":{},\"read_ahead_misses\":{},\
-\"read_ahead_hit_rate\":{:.4},\"snoop_hits\":{},\"buffer_full_waits\":{},\"errors\":{},\"last_errno\":{},\"lost_bytes\":{}",
-        s.app_write_bytes,
-        s.app_read_bytes,
-        s.storage_write_bytes,
-        s.storage_read_bytes,
-        s.write_sizes.count,
-        s.read_sizes.count,
-        s.write_sizes.mean,
-        s.read_sizes.mean,
-        s.app_write_ns.count,
-        s.app_read_ns.count,
-        s.app_write_ns.sum + s.app_read_ns.sum,
-        s.app_write_ns.p50,
-        s.app_write_ns.p99,
-        s.storage_write_ns.p50,
-        s.storage_write_ns.p99,
-        s.read_ahead_hits,
-        s.read_ahead_misses,
-        ratio(s.read_ahead_hits, reads),
-        s.snoop_hits,
-        s.buffer_full_waits,
-        s.errors,
-        s.last_errno,
-        s.lost_bytes,
-    );
+    o.int("app_write_bytes", s.app_write_bytes)
+        .int("app_read_bytes", s.app_read_bytes)
+        .int("storage_write_bytes", s.storage_write_bytes)
+        .int("storage_read_bytes", s.storage_read_bytes)
+        .int("storage_write_requests", s.write_sizes.count)
+        .int("storage_read_requests", s.read_sizes.count)
+        .int("avg_write_request_bytes", s.write_sizes.mean)
+        .int("avg_read_request_bytes", s.read_sizes.mean)
+        .int("app_write_calls", s.app_write_ns.count)
+        .int("app_read_calls", s.app_read_ns.count)
+        .int("app_wait_ns", s.app_write_ns.sum + s.app_read_ns.sum)
+        .int("app_write_p50_ns", s.app_write_ns.p50)
+        .int("app_write_p99_ns", s.app_write_ns.p99)
+        .int("storage_write_p50_ns", s.storage_write_ns.p50)
+        .int("storage_write_p99_ns", s.storage_write_ns.p99)
+        .int("read_ahead_hits", s.read_ahead_hits)
+        .int("read_ahead_misses", s.read_ahead_misses)
+        .float("read_ahead_hit_rate", ratio(s.read_ahead_hits, reads), 4)
+        .int("snoop_hits", s.snoop_hits)
+        .int("buffer_full_waits", s.buffer_full_waits);
+    errors_fields(o, s);
+}
+
+/// The failure counters, which the live file shows too.
+pub fn errors_fields(o: &mut Obj<'_>, s: &Snapshot) {
+    o.int("errors", s.errors)
+        .int("last_errno", s.last_errno)
+        .int("lost_bytes", s.lost_bytes);
 }
 
 /// The command line of this process, arguments joined by spaces.
@@ -86,24 +68,30 @@ pub fn command() -> String {
 /// The JSON document.
 pub fn json(engine: &Engine, pid: i32) -> String {
     let mut out = String::new();
-    out.push_str("{\"schema\":");
-    json_str(&mut out, SCHEMA);
-    let _ = write!(out, ",\"pid\":{pid},\"command\":");
-    json_str(&mut out, &command());
-    out.push_str(",\"totals\":{");
-    json_stats(&mut out, &engine.totals(false));
-    out.push_str("},\"files\":[");
-    for (i, f) in engine.file_reports(false).iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str("{\"path\":");
-        json_str(&mut out, &f.name);
-        let _ = write!(out, ",\"open\":{},", f.open);
-        json_stats(&mut out, &f.stats);
-        out.push('}');
-    }
-    out.push_str("]}\n");
+    let mut doc = Obj::new(&mut out);
+    doc.str("schema", SCHEMA)
+        .int("pid", pid)
+        .str("command", &command())
+        .raw("totals", |out| {
+            let mut o = Obj::new(out);
+            stats_fields(&mut o, &engine.totals(false));
+            o.end();
+        })
+        .raw("files", |out| {
+            out.push('[');
+            for (i, f) in engine.file_reports(false).iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                let mut o = Obj::new(out);
+                o.str("path", &f.name).bool("open", f.open);
+                stats_fields(&mut o, &f.stats);
+                o.end();
+            }
+            out.push(']');
+        });
+    doc.end();
+    out.push('\n');
     out
 }
 
@@ -189,24 +177,4 @@ fn write(engine: &Engine) {
     log::write_fd(fd, json(engine, pid).as_bytes());
     // SAFETY: closes our own descriptor.
     unsafe { real::close(fd) };
-}
-
-#[cfg(test)]
-mod tests {
-    use super::json_str;
-
-    fn j(s: &str) -> String {
-        let mut out = String::new();
-        json_str(&mut out, s);
-        out
-    }
-
-    #[test]
-    fn strings_are_escaped_as_json_requires() {
-        assert_eq!(j("plain"), r#""plain""#);
-        assert_eq!(j(r#"say "hi""#), r#""say \"hi\"""#);
-        assert_eq!(j(r"C:\dir"), r#""C:\\dir""#);
-        assert_eq!(j("a\nb\tc\u{1}"), r#""a\u000ab\u0009c\u0001""#);
-        assert_eq!(j("größe ✓"), "\"größe ✓\"");
-    }
 }
