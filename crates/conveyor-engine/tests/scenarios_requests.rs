@@ -1,0 +1,89 @@
+//! What storage is asked: read-ahead serves a sequential reader with few large requests and wastes none on random reads; 4 KiB writes reach storage coalesced.
+//! Every data check is byte for byte; no test asserts on elapsed time.
+
+mod common;
+
+use common::*;
+
+// ------------------------------------------------------- D. read-ahead
+
+// Proves: a sequential 4K reader of 8 MiB is served by a few large prefetches (far fewer requests than reads) and nearly every read hits read-ahead data.
+#[test]
+fn d01_sequential_read_ahead() {
+    let len = 8 * M;
+    let data = blocks(len, 21);
+    let storage = mem_with(
+        MockConfig {
+            read_latency: ms(2),
+            ..MockConfig::default()
+        },
+        data.clone(),
+    );
+    let e = Engine::new(Config::default());
+    let h = open(&e, 18, &storage, Mode::READ);
+    let mut buf = vec![0u8; BLOCK];
+    for i in 0..len / BLOCK {
+        assert_eq!(h.read(&mut buf), Ok(BLOCK));
+        assert!(buf == data[i * BLOCK..(i + 1) * BLOCK], "block {i}");
+    }
+    assert_eq!(h.read(&mut buf), Ok(0));
+    let reads = count(&storage.requests(), Op::Read);
+    assert!(reads < 100, "{reads} read requests for 2048 reads");
+    let st = h.stats(false);
+    assert!(st.read_ahead_hits >= 2000, "{st:?}");
+    assert!(st.read_sizes.max >= 512 * K as u64, "{:?}", st.read_sizes);
+}
+
+// Proves: random 4K preads do not trigger wasted prefetch: at most one storage request per read (plus a small constant), and every byte is right.
+#[test]
+fn d02_random_reads_no_prefetch_waste() {
+    let len = 8 * M;
+    let data = blocks(len, 22);
+    let storage = mem_with(MockConfig::default(), data.clone());
+    let e = Engine::new(Config::default());
+    let h = open(&e, 19, &storage, Mode::READ);
+    let mut rng = Rng::new(22);
+    let n = 300;
+    for _ in 0..n {
+        let off = rng.below((len / BLOCK) as u64) as usize * BLOCK + rng.below(64) as usize;
+        let want = BLOCK.min(len - off);
+        assert!(pread_exact(&h, off as u64, want) == data[off..off + want]);
+    }
+    let reads = count(&storage.requests(), Op::Read);
+    assert!(reads <= n + 4, "{reads} read requests for {n} random reads");
+    let bytes: usize = storage
+        .requests()
+        .iter()
+        .filter(|r| r.op == Op::Read)
+        .map(|r| r.done)
+        .sum();
+    assert!(
+        bytes <= n * BLOCK + 512 * K,
+        "{bytes} bytes read from storage"
+    );
+}
+
+// ------------------------------------------------------- E. coalescing
+
+// Proves: 4 MiB of 4K writes reach storage as a few large requests (<= 80, the largest >= 256 KiB), intact.
+#[test]
+fn e01_write_coalescing() {
+    let storage = mem(MockConfig {
+        write_latency: ms(1),
+        ..MockConfig::default()
+    });
+    let e = Engine::new(Config::default());
+    let h = open(&e, 20, &storage, Mode::WRITE);
+    let data = pattern(20, 4 * M);
+    for c in data.chunks(BLOCK) {
+        assert_eq!(h.write(c), Ok(BLOCK));
+    }
+    h.close().unwrap();
+    assert!(storage.contents() == data, "storage differs");
+    let reqs = storage.requests();
+    let writes: Vec<_> = reqs.iter().filter(|r| r.op == Op::Write).collect();
+    assert!(writes.len() <= 80, "{} write requests", writes.len());
+    let largest = writes.iter().map(|r| r.len).max().unwrap_or(0);
+    assert!(largest >= 256 * K, "largest request {largest}");
+    assert_eq!(writes.iter().map(|r| r.done).sum::<usize>(), data.len());
+}
