@@ -15,11 +15,15 @@
 //! | `ops` | C conventions (buffers, iovecs, errno, offsets) to engine calls and back, for descriptors and paths; `ops::on_fd` is the one way to a managed descriptor's engine handle; `ops::retire` keeps private descriptors of handed-over files open for the program's locks |
 //! | `live`, `report`, `counts` | the live file for `conveyor top`, the stats report at exit, the test counters |
 //! | `json` | the JSON writer both documents use: each field's name beside its value |
-//! | `policy` | which opens are managed (paths, flags, file type), files that pass through, the stat helpers and file identity |
+//! | `policy` | which opens are managed: a pure decision (`policy::admit`) on flags, file type and path |
+//! | `passthrough` | files, or the whole process, passed through for good |
+//! | `registry` | the private descriptors of each file, shared by its descriptions and closed with the last one |
+//! | `identity` | stat helpers and file identity (device and inode, or path where inode numbers are made up) |
 //! | `fskind` | what the shim learns of each filesystem from `/proc/self/mountinfo` (s3fs and rclone take no second handle; rclone makes inode numbers up, so its files are keyed by path) |
 //! | `fdtable` | fd -> managed description (`desc::Desc`): a flat array of atomic pointers in 1,024-entry chunks allocated on first use; an unmanaged fd costs two atomic loads, no lock, no allocation, no system call |
 //! | `desc` | a managed open file description: the engine handle (reached only inside the guard), its private backend, whether code without hooks can reach it |
-//! | `state` | settings from the environment; the engine (a new one in a forked child), reached only inside the guard |
+//! | `state` | the shim's state: the engine (a new one in a forked child), reached only inside the guard, and the selected paths |
+//! | `settings` | settings from the environment, parsed once in the constructor |
 //! | `guard` | the re-entry guard and its token (`guard::Inside`: the engine is reached only with one), errno saved and restored, panics turned into `EIO`; `guard::deferred` runs what was held back as a thread leaves the shim (the program's signal handlers); `guard::spawn_thread` starts every shim thread with signals blocked |
 //! | `backend` | the engine's storage: real libc calls on private `O_CLOEXEC` descriptors at high numbers |
 //! | `real` | every real function resolved with `dlsym(RTLD_NEXT)` in the constructor (`dlvsym` for `__fxstat`-era names); a missing one fails with `ENOSYS` |
@@ -96,14 +100,18 @@ mod fdtable;
 mod fskind;
 mod guard;
 mod hooks;
+mod identity;
 mod json;
 mod live;
 mod log;
 mod ops;
+mod passthrough;
 mod policy;
 mod process;
 mod real;
+mod registry;
 mod report;
+mod settings;
 mod state;
 
 extern "C" fn on_exit() {

@@ -78,7 +78,7 @@ fn open_dir(dir: &str) -> Result<c_int, String> {
             format!("cannot be opened: {}", std::io::Error::from_raw_os_error(e))
         });
     }
-    let st = crate::policy::fstat(fd);
+    let st = crate::identity::fstat(fd);
     let bad = match st {
         None => Some("cannot be examined".to_string()),
         Some(st) if st.st_uid != euid() => Some(format!(

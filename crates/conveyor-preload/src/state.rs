@@ -6,7 +6,8 @@
 //! worker threads and may hold locks those threads took.
 
 use crate::log;
-use conveyor_engine::{parse_duration, parse_size, Config, Engine};
+use crate::settings::{self, Bad};
+use conveyor_engine::Engine;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
@@ -83,101 +84,26 @@ pub fn owner() -> i32 {
     OWNER.load(Ordering::Relaxed)
 }
 
-fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok()
-}
-
-/// Why the environment cannot be used: the variable and what was expected.
-struct Bad(String);
-
-fn size(name: &str, default: usize) -> Result<usize, Bad> {
-    match var(name) {
-        None => Ok(default),
-        Some(v) => parse_size(&v).map_err(|e| Bad(format!("{name}: {e}"))),
-    }
-}
-
-fn config() -> Result<Config, Bad> {
-    let d = Config::default();
-    Ok(Config {
-        write_buffer: size("CONVEYOR_WRITE_BUFFER", d.write_buffer)?,
-        io_size: size("CONVEYOR_IO_SIZE", d.io_size)?,
-        read_ahead: size("CONVEYOR_READ_AHEAD", d.read_ahead)?,
-        max_memory: size("CONVEYOR_MAX_MEMORY", d.max_memory)?,
-        max_age: match var("CONVEYOR_MAX_AGE") {
-            None => d.max_age,
-            Some(v) => parse_duration(&v).map_err(|e| Bad(format!("CONVEYOR_MAX_AGE: {e}")))?,
-        },
-        ..d
-    })
-}
-
-/// Lexically normalises an absolute path: no `.`, `..`, repeated or
-/// trailing slashes.
-pub fn normalize(p: &[u8]) -> Vec<u8> {
-    let mut parts: Vec<&[u8]> = Vec::new();
-    for c in p.split(|b| *b == b'/') {
-        match c {
-            b"" | b"." => {}
-            b".." => {
-                parts.pop();
-            }
-            c => parts.push(c),
-        }
-    }
-    let mut out = Vec::new();
-    for c in parts {
-        out.push(b'/');
-        out.extend_from_slice(c);
-    }
-    if out.is_empty() {
-        out.push(b'/');
-    }
-    out
-}
-
-fn paths(raw: &str) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    for entry in raw.split(':').filter(|e| !e.is_empty()) {
-        if !entry.starts_with('/') {
-            tracing::warn!(
-                "CONVEYOR_PATHS: {entry:?} is not an absolute path; ignored (expected absolute directories separated by ':')"
-            );
-            continue;
-        }
-        match std::fs::canonicalize(entry) {
-            Ok(p) => out.push(normalize(p.as_os_str().as_encoded_bytes())),
-            Err(e) => {
-                tracing::warn!(
-                    "CONVEYOR_PATHS: {entry:?} cannot be resolved ({e}); files created under it later are still managed"
-                );
-                out.push(normalize(entry.as_bytes()));
-            }
-        }
-    }
-    out
-}
-
 /// Builds the state from the environment (from the library constructor).
 pub fn init() {
     if let Err(msg) = log::configure() {
         tracing::error!("{msg}; conveyor passes everything through");
         return;
     }
-    if var("CONVEYOR_DISABLE").is_some_and(|v| !v.is_empty() && v != "0") {
+    if settings::var("CONVEYOR_DISABLE").is_some_and(|v| !v.is_empty() && v != "0") {
         return;
     }
-    let Some(raw) = var("CONVEYOR_PATHS").filter(|p| !p.is_empty()) else {
+    let Some(raw) = settings::var("CONVEYOR_PATHS").filter(|p| !p.is_empty()) else {
         return;
     };
-    let cfg = match config() {
+    let cfg = match settings::config() {
         Ok(c) => c,
         Err(Bad(msg)) => {
             tracing::error!("{msg}; conveyor passes everything through");
             return;
         }
     };
-    let paths = paths(&raw);
+    let paths = settings::paths(&raw);
     if paths.is_empty() {
         tracing::warn!("CONVEYOR_PATHS has no usable entry; conveyor passes everything through");
         return;
@@ -204,25 +130,5 @@ impl Shim {
     /// True if the canonical `path` lies under a selected prefix.
     pub fn selects(&self, path: &[u8]) -> bool {
         crate::policy::under(&self.paths, path)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::normalize;
-
-    #[test]
-    fn paths_are_normalised_lexically() {
-        for (raw, want) in [
-            ("/", "/"),
-            ("//", "/"),
-            ("/a/b/", "/a/b"),
-            ("/a//b/./c", "/a/b/c"),
-            ("/a/b/../c", "/a/c"),
-            ("/..", "/"),
-            ("/a/../../b", "/b"),
-        ] {
-            assert_eq!(normalize(raw.as_bytes()), want.as_bytes(), "{raw}");
-        }
     }
 }

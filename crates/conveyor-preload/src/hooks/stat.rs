@@ -4,8 +4,8 @@
 //! program sees tells the engine whether another process changed the file.
 
 use crate::fdtable::is_managed;
+use crate::identity::{attrs_of, path_key};
 use crate::ops::meta::{stat_fd, stat_path};
-use crate::policy::{attrs_of, path_key};
 use crate::real;
 use libc::{c_char, c_int, c_uint};
 

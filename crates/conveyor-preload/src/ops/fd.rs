@@ -19,7 +19,7 @@ fn settle(d: Arc<Desc>, inside: &Inside) -> Result<(), Errno> {
     // Another fd of the description, or a call still running on it, keeps
     // using the backend.
     let released = if Arc::strong_count(&d) == 1 {
-        crate::policy::release_if_last(&d, inside)
+        crate::registry::release_if_last(&d, inside)
     } else {
         Ok(())
     };

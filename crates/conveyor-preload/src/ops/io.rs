@@ -214,8 +214,8 @@ pub unsafe fn lseek(name: &'static str, fd: c_int, off: off64_t, whence: c_int) 
             libc::SEEK_END => {
                 // What storage says now: another process may have cut or
                 // rewritten the file (a follower seeking to the end).
-                if let Some(st) = crate::policy::fstat(d.backend.fd()) {
-                    h.observe(crate::policy::attrs_of!(st));
+                if let Some(st) = crate::identity::fstat(d.backend.fd()) {
+                    h.observe(crate::identity::attrs_of!(st));
                 }
                 SeekFrom::End(off)
             }

@@ -3,7 +3,7 @@
 
 use super::{offset, on_fd};
 use crate::guard::{self, Inside};
-use crate::policy::{is_regular, path_key};
+use crate::identity::{is_regular, path_key};
 use crate::{counts, fdtable, real, state};
 use conveyor_engine::{Attrs, FileKey};
 use libc::c_int;
@@ -208,8 +208,8 @@ pub fn before_meta_fd(name: &'static str, fd: c_int) {
         if !shim.engine(i).has_pending() {
             return;
         }
-        if let Some(st) = crate::policy::fstat(fd).filter(|st| is_regular(st.st_mode)) {
-            if let Some(key) = crate::policy::fd_key(fd, &st) {
+        if let Some(st) = crate::identity::fstat(fd).filter(|st| is_regular(st.st_mode)) {
+            if let Some(key) = crate::identity::fd_key(fd, &st) {
                 settle_file(name, key, i);
             }
         }

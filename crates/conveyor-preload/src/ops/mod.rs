@@ -180,9 +180,9 @@ fn pass_through_file_of(fd: libc::c_int, inside: &Inside) -> Result<(), Errno> {
 }
 
 /// Every file of the process passes through, and no later open is
-/// managed (`policy::pass_through_everything`).
+/// managed (`passthrough::pass_through_everything`).
 fn pass_through_process(inside: &Inside) {
-    crate::policy::pass_through_everything();
+    crate::passthrough::pass_through_everything();
     let mut done: Vec<FileKey> = Vec::new();
     for (_, d) in fdtable::all() {
         if !done.contains(&d.key) {
@@ -193,9 +193,9 @@ fn pass_through_process(inside: &Inside) {
 }
 
 /// File `key` passes through: every managed fd of it handed to the
-/// kernel, and later opens of it not managed (`policy::pass_through`).
+/// kernel, and later opens of it not managed (`passthrough::pass_through`).
 fn pass_through_file(key: FileKey, inside: &Inside) {
-    crate::policy::pass_through(key);
+    crate::passthrough::pass_through(key);
     for (fd, d) in fdtable::all() {
         if d.key == key {
             let _ = hand_over(fd, &d, inside);

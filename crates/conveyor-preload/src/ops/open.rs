@@ -1,9 +1,15 @@
 //! The open family: decide whether the new descriptor is managed.
 
 use super::meta::{after_path_change, before_path_change};
-use crate::{counts, fdtable, guard, policy, real, state};
-use conveyor_engine::FileKey;
+use crate::backend::RawBackend;
+use crate::desc::Desc;
+use crate::guard::Inside;
+use crate::identity::{attrs_of, fd_key, fd_path, fstat, is_regular};
+use crate::state::Shim;
+use crate::{counts, fdtable, guard, passthrough, policy, real, registry, state};
+use conveyor_engine::{FileKey, Mode};
 use libc::{c_char, c_int};
+use std::sync::Arc;
 
 /// Before an open: an `O_TRUNC` open of a file with pending data here
 /// waits for that data, so the truncation lands after it.
@@ -39,14 +45,14 @@ pub fn after(name: &'static str, fd: c_int, flags: c_int, truncated: Option<File
         return fd;
     }
     guard::quietly(|i| {
-        if let Some(d) = policy::manage(shim, fd, flags, i) {
+        if let Some(d) = manage(shim, fd, flags, i) {
             counts::hit(name);
             fdtable::insert(fd, d);
             // From now on a fatal signal has data to write first, and
             // `conveyor top` can see this process.
             crate::process::fatal::ensure_thread();
             crate::live::ensure_started();
-        } else if let Some(key) = policy::passed_open(shim, fd, flags) {
+        } else if let Some(key) = passed_open(shim, fd, flags) {
             // Served by the kernel directly: so is every other
             // descriptor of the file (flushed first).
             super::pass_through_file(key, i);
@@ -54,4 +60,82 @@ pub fn after(name: &'static str, fd: c_int, flags: c_int, truncated: Option<File
         super::retire::reap(i);
     });
     fd
+}
+
+/// The file a program just opened with flags that keep it from being
+/// managed (`O_DIRECT`, `O_DSYNC`, `O_SYNC`), if it is a selected regular
+/// file: it then passes through everywhere in this process.
+fn passed_open(shim: &Shim, fd: c_int, flags: c_int) -> Option<FileKey> {
+    if flags & (libc::O_DIRECT | libc::O_DSYNC) == 0 || flags & libc::O_PATH != 0 {
+        return None;
+    }
+    let st = fstat(fd).filter(|st| is_regular(st.st_mode))?;
+    crate::fskind::learn(st.st_dev);
+    if !shim.selects(&fd_path(fd)?) {
+        return None;
+    }
+    fd_key(fd, &st)
+}
+
+/// The managed description for a descriptor the program just opened with
+/// `flags`, or `None` if it is not to be managed.
+fn manage(shim: &Shim, fd: c_int, flags: c_int, inside: &Inside) -> Option<Arc<Desc>> {
+    // The same rules as `admit`, cheapest first: no system call for a
+    // flag, no path lookup for a pipe or socket.
+    if flags & policy::PASS_FLAGS != 0 || passthrough::everything() {
+        return None;
+    }
+    let st = fstat(fd)?;
+    if !is_regular(st.st_mode) {
+        return None;
+    }
+    let path = fd_path(fd)?;
+    if policy::admit(flags, st.st_mode, &path, &shim.paths) != policy::Admit::Manage {
+        return None;
+    }
+    let kind = crate::fskind::learn(st.st_dev);
+    if kind.pass_through {
+        return None;
+    }
+    let single = kind.single_handle;
+    let key = fd_key(fd, &st)?;
+    if passthrough::passed(key) {
+        return None;
+    }
+    let mut backend = registry::shared_backend(key)
+        .map_or_else(|| RawBackend::open(fd, flags, single).map(Arc::new), Some)?;
+    registry::remember_backend(key, &backend);
+    let acc = flags & libc::O_ACCMODE;
+    let mode = Mode {
+        read: acc == libc::O_RDONLY || acc == libc::O_RDWR,
+        write: acc == libc::O_WRONLY || acc == libc::O_RDWR,
+        append: flags & libc::O_APPEND != 0,
+    };
+    let name = String::from_utf8_lossy(&path);
+    if mode.append && !backend.ensure_appender() {
+        // No descriptor to append through: the kernel keeps this one.
+        return None;
+    }
+    tracing::info!("managing {name} (fd {fd})");
+    let engine = shim.engine(inside);
+    let mut handle = engine.open(key, &name, backend.clone(), mode);
+    if registry::still_released(&backend) {
+        // The last description of the file closed it meanwhile.
+        drop(handle);
+        backend = Arc::new(RawBackend::open(fd, flags, single)?);
+        registry::remember_backend(key, &backend);
+        if mode.append && !backend.ensure_appender() {
+            return None;
+        }
+        handle = engine.open(key, &name, backend.clone(), mode);
+    }
+    // What the file looks like now: a later stat that differs in a way
+    // this process's writes do not explain means another process changed it.
+    handle.observe(attrs_of!(st));
+    Some(Arc::new(Desc::new(
+        handle,
+        backend,
+        key,
+        fd <= policy::LAST_STD_FD,
+    )))
 }

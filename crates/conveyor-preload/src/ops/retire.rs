@@ -13,7 +13,7 @@
 use crate::backend::RawBackend;
 use crate::desc::Desc;
 use crate::guard::Inside;
-use crate::policy::{fd_key, fstat};
+use crate::identity::{fd_key, fstat};
 use crate::{real, state};
 use conveyor_engine::FileKey;
 use libc::c_int;

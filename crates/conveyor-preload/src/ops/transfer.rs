@@ -9,7 +9,7 @@
 
 use super::{pass_through_file_of, pass_through_process, sync_kernel_offset};
 use crate::guard::{self, Inside};
-use crate::{counts, fdtable, policy, real};
+use crate::{counts, fdtable, identity, passthrough, real};
 use libc::c_int;
 
 /// Before a kernel copy involving `fd`: flushed, kernel offset set.
@@ -76,7 +76,7 @@ pub fn before_map(name: &'static str, fd: c_int, prot: c_int, flags: c_int) {
     }
     let shared = flags & libc::MAP_SHARED != 0 && prot & libc::PROT_WRITE != 0;
     match crate::state::get() {
-        Some(shim) if shared && policy::selected(shim, fd) => {
+        Some(shim) if shared && identity::selected(shim, fd) => {
             counts::hit(name);
             guard::quietly(pass_through_process);
         }
@@ -113,12 +113,12 @@ pub unsafe fn before_stream_open(name: &'static str, path: *const libc::c_char) 
     let mut st: libc::stat64 = unsafe { std::mem::zeroed() };
     // SAFETY: `path` is NUL-terminated (the caller's contract).
     if unsafe { real::fstatat64(libc::AT_FDCWD, path, &mut st, 0) } != 0
-        || !policy::is_regular(st.st_mode)
+        || !identity::is_regular(st.st_mode)
     {
         return;
     }
     // SAFETY: as above.
-    let Some(key) = (unsafe { policy::path_key(libc::AT_FDCWD, path, st.st_dev, st.st_ino) })
+    let Some(key) = (unsafe { identity::path_key(libc::AT_FDCWD, path, st.st_dev, st.st_ino) })
     else {
         return;
     };
@@ -141,9 +141,9 @@ pub fn after_stream_open(fd: c_int) {
     let Some(shim) = crate::state::get() else {
         return;
     };
-    if policy::selected(shim, fd) {
-        if let Some(key) = policy::fstat(fd).and_then(|st| policy::fd_key(fd, &st)) {
-            policy::pass_through(key);
+    if identity::selected(shim, fd) {
+        if let Some(key) = identity::fstat(fd).and_then(|st| identity::fd_key(fd, &st)) {
+            passthrough::pass_through(key);
         }
     }
 }

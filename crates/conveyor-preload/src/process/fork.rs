@@ -7,7 +7,7 @@
 //! order here, so no fork can deadlock with a thread taking them):
 //!
 //! 1. `ops::retire`'s list of retired private descriptors;
-//! 2. `policy`'s shared-backend list, then its passed-through files;
+//! 2. `registry`'s shared-backend list, then `passthrough`'s files;
 //! 3. `backend`'s list of private descriptors;
 //! 4. `counts`' test counters.
 //!
@@ -22,7 +22,8 @@ use crate::{fdtable, state};
 /// Taken in the order every other path nests them.
 pub struct ForkHold {
     _retired: std::sync::MutexGuard<'static, Vec<crate::ops::retire::Retired>>,
-    policy: crate::policy::ForkHold,
+    backends: crate::registry::ForkHold,
+    passed: crate::passthrough::ForkHold,
     _private: std::sync::MutexGuard<'static, Vec<libc::c_int>>,
     counts: std::sync::MutexGuard<'static, Vec<(&'static str, u64)>>,
 }
@@ -50,7 +51,8 @@ fn before_fork(name: &'static str) -> ForkHold {
     barrier(name, Reach::All);
     ForkHold {
         _retired: crate::ops::retire::hold_for_fork(),
-        policy: crate::policy::hold_for_fork(),
+        backends: crate::registry::hold_for_fork(),
+        passed: crate::passthrough::hold_for_fork(),
         _private: crate::backend::hold_for_fork(),
         counts: crate::counts::hold_for_fork(),
     }
@@ -69,7 +71,10 @@ fn in_child(mut hold: ForkHold) {
     let inherited: Vec<_> = fdtable::all().iter().map(|(_, d)| d.key).collect();
     fdtable::forget_all();
     hold.counts.clear();
-    let ForkHold { policy, .. } = hold;
-    policy.in_child(&inherited);
+    let ForkHold {
+        backends, passed, ..
+    } = hold;
+    backends.in_child();
+    passed.in_child(&inherited);
     state::fork_child();
 }
