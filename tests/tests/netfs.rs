@@ -400,3 +400,30 @@ fn rclone_git_checkout_after_clone() {
         assert_eq!(String::from_utf8_lossy(&out.stdout), "a\n");
     }
 }
+
+/// `conveyor doctor` says what the shim learned of each filesystem.
+#[test]
+fn doctor_names_what_it_found() {
+    let checks: &[(&'static str, &str)] = &[
+        ("s3fs", "s3fs uploads a file at each close"),
+        ("rclone-writes", "files told apart by path"),
+        (
+            "rclone-off",
+            "not accelerated: the filesystem cannot take it",
+        ),
+    ];
+    for (kind, want) in checks {
+        let Some(fs) = NetFs::mount(kind) else { return };
+        let f = fs.mnt().join("f");
+        std::fs::write(&f, b"x").unwrap();
+        let out = std::process::Command::new(conveyor_tests::conveyor())
+            .arg("doctor")
+            .arg("--path")
+            .arg(fs.mnt())
+            .arg(&f)
+            .output()
+            .expect("run conveyor doctor");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(want), "{kind}: {text}");
+    }
+}
