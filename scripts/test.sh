@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Runs every test: installs what the tests use if it is missing (fuse3 for
-# the slow test filesystem, fio, sqlite3, git, python3, gcc), then
+# the slow test filesystem, fio, sqlite3, git, python3, gcc, rsync; for the
+# tests on real network filesystems, all on 127.0.0.1: openssh-server,
+# sshfs, rclone, s3fs, and moto's S3 server from PyPI), then
 #   cargo test --release --workspace
+# and stops the servers those tests started (scripts/netfs-stop.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
-for tool in fusermount3:fuse3 fio:fio sqlite3:sqlite3 git:git python3:python3 cc:gcc; do
+for tool in fusermount3:fuse3 fio:fio sqlite3:sqlite3 git:git python3:python3 cc:gcc rsync:rsync \
+    sshd:openssh-server ssh:openssh-client sshfs:sshfs rclone:rclone s3fs:s3fs; do
     command -v "${tool%%:*}" >/dev/null || need+=("${tool#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -18,5 +22,9 @@ if [ ${#need[@]} -gt 0 ]; then
         exit 1
     fi
 fi
+if ! python3 -c 'import moto.server, boto3' 2>/dev/null; then
+    python3 -m pip install -q 'moto[server]' || { echo "$0: cannot install moto[server] from PyPI" >&2; exit 1; }
+fi
 [ -e /dev/fuse ] || { echo "$0: /dev/fuse is missing: the slow test filesystem cannot mount" >&2; exit 1; }
+trap 'bash scripts/netfs-stop.sh' EXIT
 cargo test --release --workspace

@@ -32,12 +32,13 @@ fn small_tree(root: &Path, files: usize) {
 /// What the filesystem cannot do itself (checked without the shim).
 fn unsupported(fs: &NetFs, what: &str) -> bool {
     let skip = match (fs.kind(), what) {
-        // s3fs keeps no hard links.
-        ("s3fs", "hardlink") => true,
+        // s3fs keeps no hard links, and returns wrong bytes itself in the
+        // exerciser (a read after truncations and writes past the end).
+        ("s3fs", "hardlink" | "fsx") => true,
         // Without its cache rclone cannot open a file for reading and
         // writing, append, nor write anywhere but at the end (a second
         // writer through an inherited descriptor waits minutes and fails).
-        ("rclone-off", "random-write" | "sqlite" | "git" | "python" | "shell") => true,
+        ("rclone-off", "random-write" | "sqlite" | "git" | "python" | "shell" | "fsx") => true,
         _ => false,
     };
     if skip {
@@ -117,6 +118,10 @@ EOF
 sha256sum rand.bin"#,
     ),
     (
+        "fsx",
+        "for s in 1 5 6; do PY FSX $s fsx$s.bin 1500 || exit 1; done",
+    ),
+    (
         "hardlink",
         "echo data > h1 && ln h1 h2 && echo more >> h2 && cat h1",
     ),
@@ -145,7 +150,14 @@ sha256sum rand.bin"#,
 fn run(script: &str, dir: &Path, src: &Path, managed: Option<&Path>) -> std::process::Output {
     let script = script
         .replace("SRC", &src.display().to_string())
-        .replace("PY", &common::python().display().to_string());
+        .replace("PY", &common::python().display().to_string())
+        .replace(
+            "FSX",
+            &conveyor_tests::root()
+                .join("tests/py/fsx.py")
+                .display()
+                .to_string(),
+        );
     let r = Run::new("sh", &["-c", &script], dir)
         .env("LC_ALL", "C")
         .env("GIT_AUTHOR_DATE", "@1700000000 +0000")
@@ -194,7 +206,18 @@ fn programs(kind: &'static str, only: &[&str]) {
         );
         let (fa, fb) = (files(&plain), files(&shim));
         let names = |v: &[(String, String, Vec<u8>)]| -> Vec<String> {
-            v.iter().map(|(p, m, _)| format!("{p} {m}")).collect()
+            v.iter()
+                .map(|(p, m, data)| {
+                    // s3fs itself stores a file cp or tar creates with
+                    // mode 0600 or the right one, by chance (seen without
+                    // the shim as often as with it): only contents count.
+                    if kind == "s3fs" && m.starts_with("file") {
+                        format!("{p} file {}", data.len())
+                    } else {
+                        format!("{p} {m}")
+                    }
+                })
+                .collect()
         };
         assert_eq!(names(&fa), names(&fb), "{name} on {kind}: files differ");
         for ((p, _, x), (_, _, y)) in fa.iter().zip(&fb) {
@@ -213,12 +236,15 @@ fn programs_on_s3fs() {
     programs("s3fs", &[]);
 }
 
-/// rclone runs the workloads that found its bugs (without its cache: a
+/// rclone runs the workloads that found its bugs (with its cache: a read
+/// of a range of a new file rclone had not been given yet failed with
+/// ENOENT where the program's own read, after its writes, would not;
+/// without its cache: a
 /// second handle made rclone drop the file of a buffered writer that still
 /// exited 0, and reads through it failed).
 #[test]
 fn programs_on_rclone_with_write_cache() {
-    programs("rclone-writes", &["git", "python", "random-write"]);
+    programs("rclone-writes", &["git", "python", "random-write", "fsx"]);
 }
 
 #[test]
@@ -285,19 +311,18 @@ print(bad)
 /// s3fs uploads a file when a descriptor of it is closed. The shim's
 /// private descriptor used to be closed after the program's close had
 /// returned (sometimes on a worker, racing the program's rename), so files
-/// were stored as zeros and uploaded once more than needed.
+/// were stored as zeros; and its reopen, moved to a high number, closed a
+/// first copy at once, which uploaded the new file empty: two or three
+/// uploads per file where the program makes one.
 #[test]
-fn s3fs_stores_rsync_style_files_whole_and_uploads_each_once_more_at_most() {
+fn s3fs_stores_rsync_style_files_whole_and_uploads_each_once() {
     let Some(fs) = NetFs::mount("s3fs") else {
         return;
     };
     let plain = rsync_like(&fs, "plain", 12, false);
     let shim = rsync_like(&fs, "shim", 12, true);
-    // One more PUT per file remains: moving the private descriptor to a
-    // high number closes its first copy, and s3fs uploads the new, still
-    // empty object at that close.
     assert!(
-        shim <= plain + 1,
+        shim <= plain,
         "{shim} PUT requests per file with the shim, {plain} without"
     );
 }
@@ -373,5 +398,32 @@ fn rclone_git_checkout_after_clone() {
             &format!("git clone and checkout on rclone (shim: {shim})"),
         );
         assert_eq!(String::from_utf8_lossy(&out.stdout), "a\n");
+    }
+}
+
+/// `conveyor doctor` says what the shim learned of each filesystem.
+#[test]
+fn doctor_names_what_it_found() {
+    let checks: &[(&'static str, &str)] = &[
+        ("s3fs", "s3fs uploads a file at each close"),
+        ("rclone-writes", "files told apart by path"),
+        (
+            "rclone-off",
+            "not accelerated: the filesystem cannot take it",
+        ),
+    ];
+    for (kind, want) in checks {
+        let Some(fs) = NetFs::mount(kind) else { return };
+        let f = fs.mnt().join("f");
+        std::fs::write(&f, b"x").unwrap();
+        let out = std::process::Command::new(conveyor_tests::conveyor())
+            .arg("doctor")
+            .arg("--path")
+            .arg(fs.mnt())
+            .arg(&f)
+            .output()
+            .expect("run conveyor doctor");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(want), "{kind}: {text}");
     }
 }

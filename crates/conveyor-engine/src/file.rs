@@ -639,11 +639,20 @@ the program gets the error at its next write, fsync or close",
                 Step::Wait => st = self.wait(st),
                 Step::Miss => {
                     self.rec.add(|c| &c.read_ahead_misses, 1);
-                    let (n, snoop) = match self.read_direct(st, handle, pos, dst) {
+                    let (n, snoop) = match self.read_direct(st, handle, pos, &mut *dst) {
                         Ok(r) => r,
                         // Bytes already copied are the answer, as a short read.
                         Err(_) if pos > off => (0, false),
-                        Err(e) => return Err(e),
+                        // The program's own read would come after its
+                        // writes reached storage; with some still pending
+                        // the request can fail where that read would not
+                        // (rclone's cache cannot serve a range of a file it
+                        // has not been given yet: ENOENT). Write them, then
+                        // ask once more: that answer is the program's.
+                        Err(_) => {
+                            self.flush();
+                            self.read_direct(self.lock(), handle, pos, dst)?
+                        }
                     };
                     snooped |= snoop;
                     total = (pos - off) as usize + n;

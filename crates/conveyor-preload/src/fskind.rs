@@ -9,9 +9,9 @@
 //!
 //! Some commit a file when a descriptor of it is closed and cannot take a
 //! second handle on it: s3fs uploads the object at every close of a
-//! modified file (the shim's reopen and the move of the reopened
-//! descriptor to a high number uploaded an empty object with the wrong
-//! mode before the program's data), and rclone without its write cache
+//! modified file (moving the shim's reopened descriptor to a high number
+//! closes its first copy, which uploaded each new file empty before its
+//! data: twice the PUT requests of the plain program), and rclone without its write cache
 //! refuses reads through a second read-write handle and uploads a file
 //! written through two handles twice, then drops it as corrupted. There
 //! the shim's private descriptor is a duplicate of the program's: the

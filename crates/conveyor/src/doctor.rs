@@ -32,10 +32,13 @@ fn prefixes(paths: &[PathBuf]) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Filesystem type of the mount holding `path` (from /proc/self/mountinfo).
-fn fs_type(path: &Path) -> String {
+/// Filesystem type of the mount holding `path` (from /proc/self/mountinfo),
+/// with what the shim does differently there; true if the shim passes
+/// every file there through.
+fn fs_type(path: &Path) -> (String, bool) {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let mut best: Option<(usize, String)> = None;
+    let mut found: Option<(String, String)> = None;
     for line in info.lines() {
         let f: Vec<&str> = line.split(' ').collect();
         let Some(sep) = f.iter().position(|x| *x == "-") else {
@@ -53,9 +56,85 @@ fn fs_type(path: &Path) -> String {
                 ty.to_string()
             };
             best = Some((mnt.len(), name));
+            found = Some((ty.to_string(), mnt));
         }
     }
-    best.map_or_else(|| "unknown".into(), |(_, t)| t)
+    let (note, pass) = found.map_or((String::new(), false), |(ty, mnt)| fs_note(&ty, &mnt));
+    (
+        best.map_or_else(|| "unknown".into(), |(_, t)| t) + &note,
+        pass,
+    )
+}
+
+/// What the shim learns from a filesystem type (the same rules as the
+/// shim's `fskind`): s3fs and rclone commit a file at each close and get no
+/// second handle; rclone makes inode numbers up; rclone without its write
+/// cache cannot take buffering at all.
+fn fs_note(ty: &str, mnt: &str) -> (String, bool) {
+    match ty {
+        "fuse.s3fs" => (
+            "; s3fs uploads a file at each close: the shim writes through a duplicate of \
+the program's descriptor and closes it before the program's close returns"
+                .into(),
+            false,
+        ),
+        "fuse.rclone" => match rclone_cache_mode(mnt) {
+            Some(m) if m == "writes" || m == "full" => (
+                format!(
+                    "; rclone --vfs-cache-mode {m}: files told apart by path (rclone makes \
+inode numbers up), written through a duplicate of the program's descriptor"
+                ),
+                false,
+            ),
+            Some(m) => (
+                format!(
+                    "; rclone --vfs-cache-mode {m}: without its write cache rclone takes no \
+second handle and no out-of-order write, so files there pass through"
+                ),
+                true,
+            ),
+            None => (
+                "; no rclone process serving it found: assumed without its write cache, \
+so files there pass through"
+                    .into(),
+                true,
+            ),
+        },
+        _ => (String::new(), false),
+    }
+}
+
+/// The `--vfs-cache-mode` of the rclone process serving `mnt` (`off` when
+/// not given), if one is found.
+fn rclone_cache_mode(mnt: &str) -> Option<String> {
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(raw) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = raw
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let is_rclone = args.first().is_some_and(|a| a.ends_with("rclone"));
+        if !is_rclone
+            || !args.iter().any(|a| a == "mount")
+            || !args.iter().any(|a| a.trim_end_matches('/') == mnt)
+        {
+            continue;
+        }
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            if a == "--vfs-cache-mode" {
+                return it.next().cloned();
+            }
+            if let Some(v) = a.strip_prefix("--vfs-cache-mode=") {
+                return Some(v.to_string());
+            }
+        }
+        return Some("off".into());
+    }
+    None
 }
 
 fn verdict(path: &Path, prefixes: &[PathBuf]) -> String {
@@ -77,13 +156,19 @@ fn verdict(path: &Path, prefixes: &[PathBuf]) -> String {
             _ => normalize(&abs),
         }
     });
-    let fs = fs_type(&real);
+    let (fs, passed) = fs_type(&real);
     let Some(prefix) = prefixes.iter().find(|p| real.starts_with(p)) else {
         return format!(
             "{shown}: not accelerated: {} is not under a CONVEYOR_PATHS entry (filesystem {fs})",
             real.display()
         );
     };
+    if passed {
+        return format!(
+            "{shown}: not accelerated: the filesystem cannot take it (under {}; filesystem {fs})",
+            prefix.display()
+        );
+    }
     match std::fs::metadata(&real) {
         Ok(m) if m.is_dir() => {
             format!("{shown}: a directory under {}: the regular files opened in it are accelerated (filesystem {fs})", prefix.display())

@@ -12,6 +12,14 @@ pub enum Mode {
     Direct,
     /// A directory in /dev/shm: fast local storage, the shim's overhead.
     Tmpfs,
+    /// sshfs on a loopback sshd (`scripts/netfs-mount.sh sshfs`).
+    Sshfs,
+    /// rclone mount of an sftp remote on that sshd, `--vfs-cache-mode off`.
+    RcloneOff,
+    /// The same with `--vfs-cache-mode writes`.
+    RcloneWrites,
+    /// s3fs on a bucket of a local S3 server (moto).
+    S3fs,
 }
 
 impl Mode {
@@ -21,8 +29,32 @@ impl Mode {
             Mode::Page => "page",
             Mode::Direct => "direct",
             Mode::Tmpfs => "tmpfs",
+            Mode::Sshfs => "sshfs",
+            Mode::RcloneOff => "rclone-off",
+            Mode::RcloneWrites => "rclone-writes",
+            Mode::S3fs => "s3fs",
         }
     }
+
+    /// True for the real network filesystems of `scripts/netfs-mount.sh`
+    /// (no latency setting: their own).
+    pub fn is_netfs(self) -> bool {
+        matches!(
+            self,
+            Mode::Sshfs | Mode::RcloneOff | Mode::RcloneWrites | Mode::S3fs
+        )
+    }
+
+    /// Every mode, in table order.
+    pub const ALL: [Mode; 7] = [
+        Mode::Page,
+        Mode::Direct,
+        Mode::Tmpfs,
+        Mode::Sshfs,
+        Mode::RcloneOff,
+        Mode::RcloneWrites,
+        Mode::S3fs,
+    ];
 
     /// Human label for tables and the plot.
     pub fn label(self) -> &'static str {
@@ -30,13 +62,15 @@ impl Mode {
             Mode::Page => "slowfs, page cache",
             Mode::Direct => "slowfs, direct I/O",
             Mode::Tmpfs => "tmpfs",
+            Mode::Sshfs => "sshfs on loopback",
+            Mode::RcloneOff => "rclone (sftp), --vfs-cache-mode off",
+            Mode::RcloneWrites => "rclone (sftp), --vfs-cache-mode writes",
+            Mode::S3fs => "s3fs on a local S3 server (moto)",
         }
     }
 
     fn parse(s: &str) -> Option<Mode> {
-        [Mode::Page, Mode::Direct, Mode::Tmpfs]
-            .into_iter()
-            .find(|m| m.name() == s)
+        Mode::ALL.into_iter().find(|m| m.name() == s)
     }
 }
 
@@ -66,7 +100,7 @@ pub struct Args {
 }
 
 const USAGE: &str = "usage: e2e [--quick] [--reps N] [--slow-reps N] [--latencies 0,0.2,1,5] \
-[--modes page,direct,tmpfs] [--cases NAME,...] [--out DIR] [--work DIR] [--no-unmanaged]";
+[--modes page,direct,tmpfs,sshfs,rclone-off,rclone-writes,s3fs] [--cases NAME,...] [--out DIR] [--work DIR] [--no-unmanaged]";
 
 fn die(msg: &str) -> ! {
     eprintln!("e2e: {msg}\n{USAGE}");

@@ -44,7 +44,10 @@ fn fail(msg: &str) -> ! {
 
 fn need_tools(a: &Args) {
     let mut tools = vec!["dd", "fio", "tar", "sqlite3"];
-    if a.modes.iter().any(|m| *m != Mode::Tmpfs) {
+    if a.modes
+        .iter()
+        .any(|m| matches!(m, Mode::Page | Mode::Direct))
+    {
         tools.push("fusermount3");
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -205,7 +208,7 @@ fn main() {
         elapsed_secs: 0.0,
     };
     for &mode in &a.modes {
-        let lats = if mode == Mode::Tmpfs {
+        let lats = if mode == Mode::Tmpfs || mode.is_netfs() {
             vec![0.0]
         } else {
             a.latencies.clone()
@@ -213,6 +216,7 @@ fn main() {
         for lat in lats {
             let t = match mode {
                 Mode::Tmpfs => Target::tmpfs(&shm),
+                m if m.is_netfs() => Target::netfs(&work.join(m.name()), m),
                 _ => Target::slowfs(
                     &slowfs,
                     &work.join(format!("{}-{lat}", mode.name())),

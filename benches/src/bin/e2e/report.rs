@@ -146,6 +146,32 @@ pub fn checks(r: &Results) -> Vec<Check> {
             });
         }
     }
+    for t in r.targets.iter().filter(|t| t.mode.is_netfs()) {
+        let worst = t
+            .cases()
+            .into_iter()
+            .filter_map(|c| Some((t.speedup(c, conv)?, c)))
+            .min_by(|a, b| a.0.total_cmp(&b.0));
+        if let Some((s, c)) = worst {
+            v.push(Check {
+                what: format!("{}: every workload at least 0.95x", t.label),
+                measured: format!("worst {} ({})", ratio(s), c.name()),
+                met: s >= 0.95,
+            });
+        }
+    }
+    // sshfs sends each write to its server; rclone and s3fs keep writes in
+    // a local cache (or stream them) until close.
+    if let Some(s) = r
+        .target(Mode::Sshfs, 0.0)
+        .and_then(|t| t.speedup(Case::DdWrite4k, conv))
+    {
+        v.push(Check {
+            what: "sshfs, dd bs=4k writes: at least 2x faster".into(),
+            measured: ratio(s),
+            met: s >= 2.0,
+        });
+    }
     if let Some(u) = &r.unmanaged {
         for c in &u.costs {
             let added = c.ns_added;
@@ -238,6 +264,28 @@ pub fn render(r: &Results) -> String {
         }
         o.push('\n');
     }
+    for t in r.targets.iter().filter(|t| t.mode.is_netfs()) {
+        let _ = writeln!(o, "## {}\n", t.label);
+        let _ = writeln!(
+            o,
+            "| workload | without → with conveyor | server requests without → with |\n|---|---|---|"
+        );
+        for c in t.cases() {
+            let q = |v| {
+                t.requests(c, v)
+                    .map_or("-".to_string(), |q: Requests| q.total.to_string())
+            };
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} → {} |",
+                c.title(&r.sizes),
+                cell(t, c, Variant::Conveyor),
+                q(Variant::Plain),
+                q(Variant::Conveyor)
+            );
+        }
+        o.push('\n');
+    }
     for mode in [Mode::Page, Mode::Direct] {
         if r.targets
             .iter()
@@ -257,7 +305,11 @@ pub fn render(r: &Results) -> String {
          | storage | workload | run | requests | writes (mean size) | reads (mean size) | fsyncs |\n\
          |---|---|---|---|---|---|---|"
     );
-    for t in r.targets.iter().filter(|t| t.mode != Mode::Tmpfs) {
+    for t in r
+        .targets
+        .iter()
+        .filter(|t| matches!(t.mode, Mode::Page | Mode::Direct))
+    {
         let cases = if t.latency_ms == 1.0 {
             t.cases()
         } else {

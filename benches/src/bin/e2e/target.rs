@@ -20,6 +20,62 @@ pub struct Target {
     pub raw: PathBuf,
     stats: PathBuf,
     server: Option<Child>,
+    // A mount of scripts/netfs-mount.sh (unmounted by netfs-umount.sh).
+    netfs: bool,
+}
+
+/// The repository's scripts directory.
+fn scripts() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("scripts")
+}
+
+/// Where netfs-mount.sh keeps the servers' logs.
+fn netfs_state() -> PathBuf {
+    std::env::var_os("CONVEYOR_NETFS_STATE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp/conveyor-netfs"))
+}
+
+/// Counts of what a server logged: the S3 server's HTTP requests by
+/// method (`op.put`, `op.get`, `op.head`, ...; PUTs also as `op.write`),
+/// or the sftp server's operations (`op.open`, `op.close`, `op.rename`,
+/// `op.set`, ...) with the bytes its closes report.
+fn server_counts(log: &Path, s3: bool) -> HashMap<String, u64> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let mut m: HashMap<String, u64> = HashMap::new();
+    for l in text.lines() {
+        if s3 {
+            // 127.0.0.1 - - [date] "PUT /bucket/key HTTP/1.1" 200 -
+            let Some(method) = l.split('"').nth(1).and_then(|r| r.split(' ').next()) else {
+                continue;
+            };
+            let op = method.to_ascii_lowercase();
+            if op == "put" {
+                *m.entry("op.write".into()).or_default() += 1;
+            } else if op == "get" {
+                *m.entry("op.read".into()).or_default() += 1;
+            } else {
+                *m.entry(format!("op.{op}")).or_default() += 1;
+            }
+        } else {
+            let Some(op) = l.split(' ').next().filter(|w| !w.is_empty()) else {
+                continue;
+            };
+            *m.entry(format!("op.{op}")).or_default() += 1;
+            // close "path" bytes read R written W
+            if op == "close" {
+                let w: Vec<&str> = l.rsplit(' ').take(4).collect();
+                if let [written, _, read, _] = w[..] {
+                    *m.entry("write_bytes".into()).or_default() += written.parse().unwrap_or(0);
+                    *m.entry("read_bytes".into()).or_default() += read.parse().unwrap_or(0);
+                }
+            }
+        }
+    }
+    m
 }
 
 fn mounted(mnt: &Path) -> bool {
@@ -59,6 +115,7 @@ impl Target {
             raw,
             stats,
             server: Some(child),
+            netfs: false,
         };
         for _ in 0..400 {
             if mounted(&t.data) {
@@ -86,6 +143,43 @@ impl Target {
             raw: dir.to_path_buf(),
             stats: PathBuf::new(),
             server: None,
+            netfs: false,
+        })
+    }
+
+    /// Mounts a real network filesystem (`mode.name()` is the kind
+    /// `scripts/netfs-mount.sh` takes) at `dir/mnt`. Inputs are made and
+    /// outputs checked through the mount (rclone uploads after a delay, so
+    /// the server side would not have them yet).
+    pub fn netfs(dir: &Path, mode: Mode) -> Result<Target, String> {
+        let data = dir.join("mnt");
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let out = Command::new("bash")
+            .arg(scripts().join("netfs-mount.sh"))
+            .arg(mode.name())
+            .arg(&data)
+            .output()
+            .map_err(|e| format!("netfs-mount.sh: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "mounting {} failed: {}",
+                mode.name(),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let stats = if mode == Mode::S3fs {
+            netfs_state().join("s3/server.log")
+        } else {
+            netfs_state().join("sshd/sftp.log")
+        };
+        Ok(Target {
+            mode,
+            latency_ms: 0.0,
+            raw: data.clone(),
+            data,
+            stats,
+            server: None,
+            netfs: true,
         })
     }
 
@@ -93,6 +187,7 @@ impl Target {
     pub fn label(&self) -> String {
         match self.mode {
             Mode::Tmpfs => self.mode.label().to_string(),
+            m if m.is_netfs() => m.label().to_string(),
             _ => format!("{}, {} ms", self.mode.label(), self.latency_ms),
         }
     }
@@ -100,6 +195,9 @@ impl Target {
     /// The filesystem's counters now (`op.write`, `write_bytes`, ...);
     /// None on tmpfs. The server writes them on SIGUSR1.
     pub fn counters(&self) -> Option<HashMap<String, u64>> {
+        if self.netfs {
+            return Some(server_counts(&self.stats, self.mode == Mode::S3fs));
+        }
         let c = self.server.as_ref()?;
         let _ = std::fs::remove_file(&self.stats);
         // SAFETY: kill() with a pid of a child this process started and has
@@ -124,6 +222,14 @@ impl Target {
 
 impl Drop for Target {
     fn drop(&mut self) {
+        if self.netfs {
+            let _ = std::fs::remove_dir_all(self.data.join("conveyor-e2e-inputs"));
+            let _ = Command::new("bash")
+                .arg(scripts().join("netfs-umount.sh"))
+                .arg(&self.data)
+                .output();
+            return;
+        }
         if let Some(mut c) = self.server.take() {
             // SAFETY: as in counters(); the child is reaped below.
             unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGTERM) };
