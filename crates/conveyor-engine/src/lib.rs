@@ -120,7 +120,7 @@
 //! |---|---|
 //! | `engine.rs` | `Engine`: configuration, shared worker pool, memory budget, the registry that gives all handles of one file (same `FileKey`, i.e. device and inode) one file state |
 //! | `handle.rs` | `Handle`: one open file description: offset, access mode, append flag, errors already reported; `dup`'ed descriptors share one |
-//! | `file.rs` | per-file state and the background jobs that write batches and prefetch chunks |
+//! | `file/` | per-file state and its locking (`mod.rs`), the write path with the one storage loop that batched and direct writes share (`write.rs`), the read path with read-ahead and prefetches (`read.rs`) |
 //! | `write_buffer.rs` | pending writes in 64 KiB segments, cut into batches in arrival order |
 //! | `index.rs` | extent index: where the newest pending copy of each byte lives (last writer wins) |
 //! | `read_ahead.rs` | sequential detection and prefetch windows per handle, invalidation |
