@@ -18,6 +18,26 @@ static void put(int fd, const char *s) {
 
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "dupfd";
+    if (!strcmp(mode, "append")) {
+        /* An O_APPEND file opened straight onto descriptor 1, written by
+         * write() and by printf in turn: every piece in program order. */
+        int saved = dup(1);
+        close(1);
+        if (open("out", O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644) != 1) return 8;
+        put(1, "a\n");
+        printf("b\n");
+        fflush(stdout);
+        put(1, "c\n");
+        printf("d\n");
+        fflush(stdout);
+        dup2(saved, 1);
+        close(saved);
+        int in = open("out", O_RDONLY);
+        char buf[64];
+        ssize_t n = read(in, buf, sizeof buf);
+        if (n < 0 || write(1, buf, (size_t)n) != n) return 9;
+        return 0;
+    }
     int fd = open("out", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return 2;
     put(fd, "a\n");

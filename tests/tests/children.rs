@@ -166,8 +166,9 @@ fn python_children_see_and_keep_every_byte() {
 }
 
 /// A managed description moved onto descriptor 1 with `fcntl(F_DUPFD)`
-/// and `dup2`, then written by `printf` (glibc's stdio, no hook) between
-/// the program's own `write`s; and a `vfork` child writing through it.
+/// and `dup2`, or an `O_APPEND` file opened there, then written by
+/// `printf` (glibc's stdio, no hook) between the program's own `write`s;
+/// and a `vfork` child writing through it.
 #[test]
 fn stdio_on_a_low_descriptor_and_vfork_children() {
     let bin_dir = TempDir::new("lowfd-bin");
@@ -177,7 +178,7 @@ fn stdio_on_a_low_descriptor_and_vfork_children() {
     let mut failures = Vec::new();
     for place in PLACES {
         let t = Twins::new(place, "lowfd");
-        for mode in ["dupfd", "dup2", "vfork", "spawn"] {
+        for mode in ["dupfd", "dup2", "append", "vfork", "spawn"] {
             let (plain, shim) = t.run(|_: &Path| {}, bin, &[mode], &[]);
             failures.extend(differences(
                 &plain,

@@ -108,8 +108,14 @@ fn set_kernel_offset(fd: libc::c_int, pos: u64) {
 /// now on the kernel offset follows the engine's after every operation,
 /// and what such code did at the kernel offset is taken over before the
 /// next one (`exposed_before`).
+///
+/// An appending description cannot be kept exact this way (code without
+/// hooks appends at the real end of file, before appends the shim still
+/// holds), so its file passes through instead.
 fn expose(fd: libc::c_int, d: &Desc, inside: &Inside) {
-    if !d.exposed() {
+    if d.handle(inside).mode().append {
+        let _ = pass_through_file_of(fd, inside);
+    } else if !d.exposed() {
         d.expose();
         exposed_after(fd, d, inside);
     }

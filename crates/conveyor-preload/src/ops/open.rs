@@ -63,10 +63,14 @@ pub fn after(name: &'static str, fd: c_int, flags: c_int, truncated: Option<File
 }
 
 /// The file a program just opened with flags that keep it from being
-/// managed (`O_DIRECT`, `O_DSYNC`, `O_SYNC`), if it is a selected regular
-/// file: it then passes through everywhere in this process.
+/// managed (`O_DIRECT`, `O_DSYNC`, `O_SYNC`, or `O_APPEND` onto a standard
+/// stream, where stdio would append beside the shim: see `ops::expose`),
+/// if it is a selected regular file: it then passes through everywhere in
+/// this process.
 fn passed_open(shim: &Shim, fd: c_int, flags: c_int) -> Option<FileKey> {
-    if flags & (libc::O_DIRECT | libc::O_DSYNC) == 0 || flags & libc::O_PATH != 0 {
+    let appending_std = fd <= policy::LAST_STD_FD && flags & libc::O_APPEND != 0;
+    if flags & (libc::O_DIRECT | libc::O_DSYNC) == 0 && !appending_std || flags & libc::O_PATH != 0
+    {
         return None;
     }
     let st = fstat(fd).filter(|st| is_regular(st.st_mode))?;
@@ -83,6 +87,9 @@ fn manage(shim: &Shim, fd: c_int, flags: c_int, inside: &Inside) -> Option<Arc<D
     // The same rules as `admit`, cheapest first: no system call for a
     // flag, no path lookup for a pipe or socket.
     if flags & policy::PASS_FLAGS != 0 || passthrough::everything() {
+        return None;
+    }
+    if fd <= policy::LAST_STD_FD && flags & libc::O_APPEND != 0 {
         return None;
     }
     let st = fstat(fd)?;
