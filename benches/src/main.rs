@@ -290,50 +290,14 @@ fn local_reads(content: &[u8], reps: usize) -> (Duration, Duration) {
     (percentile(&mut raw, 0.5), percentile(&mut eng, 0.5))
 }
 
-/// Inner loop of the unmanaged-fd measurement: `read` of one byte from
-/// /dev/zero, `n` times; prints nanoseconds per call.
-fn syscall_loop(n: u64) {
-    use std::io::Read;
-    let mut f = std::fs::File::open("/dev/zero").expect("open /dev/zero");
-    let mut b = [0u8; 1];
-    let t = Instant::now();
-    for _ in 0..n {
-        let _ = f.read(&mut b).expect("read /dev/zero");
-    }
-    println!("{}", t.elapsed().as_nanos() as f64 / n as f64);
-}
-
-/// ns per `read` of an unmanaged fd: (plain, with the shim loaded).
-fn unmanaged_cost() -> Option<(f64, f64)> {
-    let me = std::env::current_exe().ok()?;
-    let so = me.parent()?.join("libconveyor_preload.so");
-    if !so.exists() {
-        return None;
-    }
-    let dir = std::env::temp_dir();
-    let run = |shim: bool| -> Option<f64> {
-        let mut c = std::process::Command::new(&me);
-        c.args(["--syscall-loop", "2000000"]);
-        if shim {
-            c.env("LD_PRELOAD", &so).env("CONVEYOR_PATHS", &dir);
-        }
-        let out = c.output().ok()?;
-        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
-    };
-    let (mut p, mut s) = (Vec::new(), Vec::new());
-    for _ in 0..5 {
-        p.push(run(false)?);
-        s.push(run(true)?);
-    }
-    p.sort_by(f64::total_cmp);
-    s.sort_by(f64::total_cmp);
-    Some((p[2], s[2]))
-}
-
 fn main() {
-    let mut raw = std::env::args().skip(1);
-    if raw.next().as_deref() == Some("--syscall-loop") {
-        syscall_loop(raw.next().and_then(|n| n.parse().ok()).unwrap_or(1_000_000));
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("--loop") {
+        let n = argv
+            .get(3)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1_000_000);
+        conveyor_bench::unmanaged::child(argv.get(2).map_or("read", |s| s.as_str()), n);
         return;
     }
     let a = args();
@@ -405,11 +369,26 @@ fn main() {
         secs(lr_eng),
         ratio(lr_raw, lr_eng)
     );
-    match unmanaged_cost() {
-        Some((plain, shim)) => println!(
-            "| read() of an unmanaged fd (/dev/zero, 1 byte, median of 5 x 2,000,000) | {plain:.1} ns | {shim:.1} ns | {:+.1} ns per call | |",
-            shim - plain
-        ),
-        None => println!("| read() of an unmanaged fd | (libconveyor_preload.so not built: cargo build --release) | | | |"),
+    let me = std::env::current_exe().ok();
+    let so = me
+        .as_ref()
+        .and_then(|m| m.parent())
+        .map(|d| d.join("libconveyor_preload.so"))
+        .filter(|so| so.exists());
+    match (me, so) {
+        (Some(me), Some(so)) => {
+            match conveyor_bench::unmanaged::measure(&me, &so, &std::env::temp_dir(), 5, false) {
+                Ok(u) => {
+                    for c in &u.costs {
+                        println!(
+                            "| {}() of an unmanaged fd (/dev/zero, median of 5 x 2,000,000) | {:.1} ns | {:.1} ns | {:+.1} ns per call | |",
+                            c.call, c.ns_plain, c.ns_shim, c.ns_added
+                        );
+                    }
+                }
+                Err(e) => println!("| unmanaged fd | (measurement failed: {e}) | | | |"),
+            }
+        }
+        _ => println!("| read() of an unmanaged fd | (libconveyor_preload.so not built: cargo build --release) | | | |"),
     }
 }

@@ -1,78 +1,8 @@
 //! Command line of the end-to-end benchmark.
 
 use crate::cases::{Case, Sizes};
+use crate::target::Mode;
 use std::path::PathBuf;
-
-/// Where a run of the cases happens.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Mode {
-    /// conveyor-slowfs with the kernel's page cache (and its readahead).
-    Page,
-    /// conveyor-slowfs with `--direct-io`: no page cache, no readahead.
-    Direct,
-    /// A directory in /dev/shm: fast local storage, the shim's overhead.
-    Tmpfs,
-    /// sshfs on a loopback sshd (`scripts/netfs-mount.sh sshfs`).
-    Sshfs,
-    /// rclone mount of an sftp remote on that sshd, `--vfs-cache-mode off`.
-    RcloneOff,
-    /// The same with `--vfs-cache-mode writes`.
-    RcloneWrites,
-    /// s3fs on a bucket of a local S3 server (moto).
-    S3fs,
-}
-
-impl Mode {
-    /// Name used on the command line and in results.
-    pub fn name(self) -> &'static str {
-        match self {
-            Mode::Page => "page",
-            Mode::Direct => "direct",
-            Mode::Tmpfs => "tmpfs",
-            Mode::Sshfs => "sshfs",
-            Mode::RcloneOff => "rclone-off",
-            Mode::RcloneWrites => "rclone-writes",
-            Mode::S3fs => "s3fs",
-        }
-    }
-
-    /// True for the real network filesystems of `scripts/netfs-mount.sh`
-    /// (no latency setting: their own).
-    pub fn is_netfs(self) -> bool {
-        matches!(
-            self,
-            Mode::Sshfs | Mode::RcloneOff | Mode::RcloneWrites | Mode::S3fs
-        )
-    }
-
-    /// Every mode, in table order.
-    pub const ALL: [Mode; 7] = [
-        Mode::Page,
-        Mode::Direct,
-        Mode::Tmpfs,
-        Mode::Sshfs,
-        Mode::RcloneOff,
-        Mode::RcloneWrites,
-        Mode::S3fs,
-    ];
-
-    /// Human label for tables and the plot.
-    pub fn label(self) -> &'static str {
-        match self {
-            Mode::Page => "slowfs, page cache",
-            Mode::Direct => "slowfs, direct I/O",
-            Mode::Tmpfs => "tmpfs",
-            Mode::Sshfs => "sshfs on loopback",
-            Mode::RcloneOff => "rclone (sftp), --vfs-cache-mode off",
-            Mode::RcloneWrites => "rclone (sftp), --vfs-cache-mode writes",
-            Mode::S3fs => "s3fs on a local S3 server (moto)",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Mode> {
-        Mode::ALL.into_iter().find(|m| m.name() == s)
-    }
-}
 
 /// Parsed options.
 pub struct Args {

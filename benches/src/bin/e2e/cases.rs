@@ -2,7 +2,7 @@
 //! region), their command lines, and the checks of what they left on
 //! storage.
 
-use crate::args::Mode;
+use crate::target::Mode;
 use crate::target::Target;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -24,15 +24,14 @@ mod report;
 mod results;
 mod run;
 mod target;
-mod unmanaged;
 
-use args::{Args, Mode};
+use args::Args;
 use cases::{Case, Inputs};
 use results::{Results, RunRecord, TargetResult};
 use run::{Preloads, Variant};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use target::{Requests, Target};
+use target::{Mode, Requests, Target};
 
 /// Latencies from this many ms on use `--slow-reps`.
 const SLOW_MS: f64 = 2.0;
@@ -172,7 +171,7 @@ fn main() {
             .get(3)
             .and_then(|n| n.parse().ok())
             .unwrap_or(1_000_000);
-        unmanaged::child(argv.get(2).map_or("read", |s| s.as_str()), n);
+        conveyor_bench::unmanaged::child(argv.get(2).map_or("read", |s| s.as_str()), n);
         return;
     }
     let a = args::parse();
@@ -233,7 +232,7 @@ fn main() {
         }
     }
     if !a.no_unmanaged {
-        match unmanaged::measure(&me, &pre.conveyor, &work) {
+        match conveyor_bench::unmanaged::measure(&me, &pre.conveyor, &work, 11, true) {
             Ok(u) => res.unmanaged = Some(u),
             Err(e) => eprintln!("e2e: unmanaged-descriptor measurement failed: {e}"),
         }

@@ -1,10 +1,10 @@
 //! speedup.svg: speedup of conveyor against per-request latency, one line
 //! per workload, one panel per storage mode (log scale; 1x marked).
 
-use crate::args::Mode;
 use crate::cases::Case;
 use crate::results::Results;
 use crate::run::Variant;
+use crate::target::Mode;
 use plotters::prelude::*;
 use std::path::Path;
 

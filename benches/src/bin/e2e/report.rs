@@ -1,10 +1,10 @@
 //! results.md: the tables, the request counts that explain them, and the
 //! performance targets of the design checked against the measurements.
 
-use crate::args::Mode;
 use crate::cases::Case;
 use crate::results::{Results, TargetResult};
 use crate::run::Variant;
+use crate::target::Mode;
 use crate::target::Requests;
 use std::fmt::Write;
 

@@ -1,11 +1,11 @@
 //! What a benchmark run measured: every run's time and filesystem
 //! requests, and the medians and ratios derived from them.
 
-use crate::args::Mode;
 use crate::cases::{Case, Sizes};
 use crate::run::Variant;
+use crate::target::Mode;
 use crate::target::Requests;
-use crate::unmanaged::Unmanaged;
+use conveyor_bench::unmanaged::Unmanaged;
 
 /// One timed run of one program.
 pub struct RunRecord {
@@ -53,19 +53,7 @@ pub struct Results {
     pub elapsed_secs: f64,
 }
 
-/// Median of `v` (mean of the middle two when even); None when empty.
-pub fn median(mut v: Vec<f64>) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    })
-}
+pub use conveyor_bench::median;
 
 impl TargetResult {
     /// Median seconds of `case` run as `v`.

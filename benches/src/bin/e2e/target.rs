@@ -1,11 +1,80 @@
 //! The storage a set of runs uses: conveyor-slowfs mounted at one latency
 //! and mode, or a tmpfs directory; and the filesystem's request counters.
 
-use crate::args::Mode;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
+
+/// Where a run of the cases happens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Mode {
+    /// conveyor-slowfs with the kernel's page cache (and its readahead).
+    Page,
+    /// conveyor-slowfs with `--direct-io`: no page cache, no readahead.
+    Direct,
+    /// A directory in /dev/shm: fast local storage, the shim's overhead.
+    Tmpfs,
+    /// sshfs on a loopback sshd (`scripts/netfs-mount.sh sshfs`).
+    Sshfs,
+    /// rclone mount of an sftp remote on that sshd, `--vfs-cache-mode off`.
+    RcloneOff,
+    /// The same with `--vfs-cache-mode writes`.
+    RcloneWrites,
+    /// s3fs on a bucket of a local S3 server (moto).
+    S3fs,
+}
+
+impl Mode {
+    /// Name used on the command line and in results.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Page => "page",
+            Mode::Direct => "direct",
+            Mode::Tmpfs => "tmpfs",
+            Mode::Sshfs => "sshfs",
+            Mode::RcloneOff => "rclone-off",
+            Mode::RcloneWrites => "rclone-writes",
+            Mode::S3fs => "s3fs",
+        }
+    }
+
+    /// True for the real network filesystems of `scripts/netfs-mount.sh`
+    /// (no latency setting: their own).
+    pub fn is_netfs(self) -> bool {
+        matches!(
+            self,
+            Mode::Sshfs | Mode::RcloneOff | Mode::RcloneWrites | Mode::S3fs
+        )
+    }
+
+    /// Every mode, in table order.
+    pub const ALL: [Mode; 7] = [
+        Mode::Page,
+        Mode::Direct,
+        Mode::Tmpfs,
+        Mode::Sshfs,
+        Mode::RcloneOff,
+        Mode::RcloneWrites,
+        Mode::S3fs,
+    ];
+
+    /// Human label for tables and the plot.
+    pub fn label(self) -> &'static str {
+        match self {
+            Mode::Page => "slowfs, page cache",
+            Mode::Direct => "slowfs, direct I/O",
+            Mode::Tmpfs => "tmpfs",
+            Mode::Sshfs => "sshfs on loopback",
+            Mode::RcloneOff => "rclone (sftp), --vfs-cache-mode off",
+            Mode::RcloneWrites => "rclone (sftp), --vfs-cache-mode writes",
+            Mode::S3fs => "s3fs on a local S3 server (moto)",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Mode> {
+        Mode::ALL.into_iter().find(|m| m.name() == s)
+    }
+}
 
 /// Mounted storage, unmounted on drop.
 pub struct Target {
@@ -18,8 +87,10 @@ pub struct Target {
     /// The same files without the filesystem in between (the backing
     /// directory): inputs are made and outputs checked here, untimed.
     pub raw: PathBuf,
+    // The counters file (slowfs) or the server's request log (network
+    // filesystems).
     stats: PathBuf,
-    server: Option<Child>,
+    slowfs: Option<conveyor_slowfs::Mount>,
     // A mount of scripts/netfs-mount.sh (unmounted by netfs-umount.sh).
     netfs: bool,
 }
@@ -78,58 +149,31 @@ fn server_counts(log: &Path, s3: bool) -> HashMap<String, u64> {
     m
 }
 
-fn mounted(mnt: &Path) -> bool {
-    let m = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
-    let want = format!(" {} fuse", mnt.display());
-    m.lines().any(|l| l.contains(&want))
-}
-
 impl Target {
     /// Mounts conveyor-slowfs (`bin`) under `dir` at `latency_ms`.
     pub fn slowfs(bin: &Path, dir: &Path, mode: Mode, latency_ms: f64) -> Result<Target, String> {
         let raw = dir.join("backing");
         let data = dir.join("mnt");
         let _ = std::fs::remove_dir_all(&raw);
-        for d in [&raw, &data] {
-            std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
-        }
         let stats = dir.join("stats");
-        let mut cmd = Command::new(bin);
-        cmd.args(["--latency-ms", &latency_ms.to_string(), "--stats"])
-            .arg(&stats);
+        let latency = latency_ms.to_string();
+        let mut opts = vec!["--latency-ms", &latency];
         if mode == Mode::Direct {
-            cmd.arg("--direct-io");
+            opts.push("--direct-io");
         }
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let log = std::fs::File::create(dir.join("slowfs.log")).map_err(|e| e.to_string())?;
-        let child = cmd
-            .arg(&raw)
-            .arg(&data)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
-        let mut t = Target {
+        let mount = conveyor_slowfs::Mount::start(bin, &opts, &raw, &data, &stats, Some(log))
+            .map_err(|e| format!("{e}; see {}", dir.join("slowfs.log").display()))?;
+        Ok(Target {
             mode,
             latency_ms,
             data,
             raw,
             stats,
-            server: Some(child),
+            slowfs: Some(mount),
             netfs: false,
-        };
-        for _ in 0..400 {
-            if mounted(&t.data) {
-                return Ok(t);
-            }
-            if let Some(Ok(Some(st))) = t.server.as_mut().map(|c| c.try_wait()) {
-                return Err(format!(
-                    "conveyor-slowfs exited before mounting ({st}); see {}",
-                    dir.join("slowfs.log").display()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        Err("conveyor-slowfs did not mount within 10 s".into())
+        })
     }
 
     /// A fresh directory on tmpfs (/dev/shm): `data` and `raw` are the same.
@@ -142,7 +186,7 @@ impl Target {
             data: dir.to_path_buf(),
             raw: dir.to_path_buf(),
             stats: PathBuf::new(),
-            server: None,
+            slowfs: None,
             netfs: false,
         })
     }
@@ -178,7 +222,7 @@ impl Target {
             raw: data.clone(),
             data,
             stats,
-            server: None,
+            slowfs: None,
             netfs: true,
         })
     }
@@ -198,25 +242,7 @@ impl Target {
         if self.netfs {
             return Some(server_counts(&self.stats, self.mode == Mode::S3fs));
         }
-        let c = self.server.as_ref()?;
-        let _ = std::fs::remove_file(&self.stats);
-        // SAFETY: kill() with a pid of a child this process started and has
-        // not yet reaped.
-        unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGUSR1) };
-        for _ in 0..500 {
-            if let Ok(text) = std::fs::read_to_string(&self.stats) {
-                if text.contains("errors ") {
-                    return Some(
-                        text.lines()
-                            .filter_map(|l| l.split_once(' '))
-                            .filter_map(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
-                            .collect(),
-                    );
-                }
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        None
+        self.slowfs.as_ref()?.counters()
     }
 }
 
@@ -230,24 +256,8 @@ impl Drop for Target {
                 .output();
             return;
         }
-        if let Some(mut c) = self.server.take() {
-            // SAFETY: as in counters(); the child is reaped below.
-            unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGTERM) };
-            for _ in 0..200 {
-                if matches!(c.try_wait(), Ok(Some(_))) {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(25));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-            if mounted(&self.data) {
-                let _ = Command::new("fusermount3")
-                    .arg("-u")
-                    .arg(&self.data)
-                    .status();
-            }
-        }
+        // Unmounted before its backing directory goes.
+        drop(self.slowfs.take());
         let _ = std::fs::remove_dir_all(&self.raw);
     }
 }

@@ -42,8 +42,8 @@ pub struct Unmanaged {
     pub counted_calls: (u64, u64),
 }
 
-/// The child side: `e2e --loop read|fstat N` runs N calls on /dev/zero and
-/// prints ns per call.
+/// The child side: `e2e --loop read|fstat N` (or `conveyor-bench --loop
+/// ...`) runs N calls on /dev/zero and prints ns per call.
 pub fn child(call: &str, n: u64) {
     // SAFETY: plain libc calls on a descriptor this function owns, with
     // buffers that outlive them.
@@ -111,39 +111,47 @@ fn counted(me: &Path, call: &str, n: u64, shim: Option<(&Path, &Path)>) -> Optio
 }
 
 /// Measures read() and fstat() on /dev/zero, plain and with `so` loaded
-/// (managing `paths`, where /dev/zero is not).
-pub fn measure(me: &Path, so: &Path, paths: &Path) -> Result<Unmanaged, String> {
+/// (managing `paths`, where /dev/zero is not): `runs` timed runs of each
+/// side, alternating, and with `count` the instructions under callgrind.
+/// `me` is a binary that handles `--loop` with [`child`].
+pub fn measure(
+    me: &Path,
+    so: &Path,
+    paths: &Path,
+    runs: usize,
+    count: bool,
+) -> Result<Unmanaged, String> {
     const N: u64 = 2_000_000;
-    const RUNS: usize = 11;
     const COUNTED: (u64, u64) = (20_000, 120_000);
     let shim = Some((so, paths));
     let mut costs = Vec::new();
     for call in CALLS {
         let (mut p, mut s, mut d) = (Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..RUNS {
+        for _ in 0..runs {
             let a = timed(me, call, N, None)?;
             let b = timed(me, call, N, shim)?;
             p.push(a);
             s.push(b);
             d.push(b - a);
         }
-        let instr = (|| {
+        let instr = count.then(|| {
             let d_plain = counted(me, call, COUNTED.1, None)? - counted(me, call, COUNTED.0, None)?;
             let d_shim = counted(me, call, COUNTED.1, shim)? - counted(me, call, COUNTED.0, shim)?;
             Some((d_shim - d_plain) / (COUNTED.1 - COUNTED.0) as f64)
-        })();
+        });
+        let instr = instr.flatten();
         costs.push(Cost {
             call,
-            ns_plain: crate::results::median(p).unwrap_or(f64::NAN),
-            ns_shim: crate::results::median(s).unwrap_or(f64::NAN),
-            ns_added: crate::results::median(d).unwrap_or(f64::NAN),
+            ns_plain: crate::median(p).unwrap_or(f64::NAN),
+            ns_shim: crate::median(s).unwrap_or(f64::NAN),
+            ns_added: crate::median(d).unwrap_or(f64::NAN),
             instructions: instr,
         });
     }
     Ok(Unmanaged {
         costs,
         timed_calls: N,
-        timed_runs: RUNS,
+        timed_runs: runs,
         counted_calls: COUNTED,
     })
 }
