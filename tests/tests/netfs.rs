@@ -406,7 +406,7 @@ fn rclone_git_checkout_after_clone() {
 fn doctor_names_what_it_found() {
     let checks: &[(&'static str, &str)] = &[
         ("s3fs", "s3fs uploads a file at each close"),
-        ("rclone-writes", "files told apart by path"),
+        ("rclone-writes", "files opened write-only accelerated"),
         (
             "rclone-off",
             "not accelerated: the filesystem cannot take it",

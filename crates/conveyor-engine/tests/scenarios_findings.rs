@@ -61,3 +61,32 @@ fn f02_back_to_back_jobs_get_their_own_worker() {
         "the free prefetch waited behind the held one on a single worker"
     );
 }
+
+// Proves: a read that storage refuses while writes of the file are still pending is asked again once they are written (rclone's cache answered ENOENT for a range of a new file it had not been given yet; the program's own read would have come after its writes), and a read that fails again is the program's error.
+#[test]
+fn f03_failed_read_is_asked_again_after_pending_writes() {
+    let data = pattern(1, 64 * K);
+    let storage = mem_with(MockConfig::default(), data.clone());
+    let e = Engine::new(Config::default());
+    let h = open(&e, 40, &storage, Mode::READ_WRITE);
+    h.pwrite(&[7u8; BLOCK], 200 * K as u64).unwrap();
+    storage.inject(Fault {
+        op: Op::Read,
+        from: 0,
+        until: u64::MAX,
+        errno: Errno(libc::ENOENT),
+        times: 1,
+    });
+    let mut buf = vec![0u8; BLOCK];
+    assert_eq!(h.pread(&mut buf, 8 * K as u64).unwrap(), BLOCK);
+    assert_eq!(buf, data[8 * K..8 * K + BLOCK]);
+    storage.inject(Fault {
+        op: Op::Read,
+        from: 0,
+        until: u64::MAX,
+        errno: Errno::EIO,
+        times: u32::MAX,
+    });
+    assert_eq!(h.pread(&mut buf, 16 * K as u64), Err(Errno::EIO));
+    h.close().unwrap();
+}

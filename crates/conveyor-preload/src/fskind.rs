@@ -24,7 +24,15 @@
 //! sequential. Files there pass through. The mode is read from the
 //! command line of the rclone process serving the mount point; when it
 //! cannot be found, the shim assumes no cache.
+//!
+//! With its write cache, rclone serves reads of a file it is still
+//! writing back unreliably once reads come concurrently (prefetches beside
+//! the program's reads failed with ENOENT or EIO in an fsx-style exerciser
+//! that passes without the shim). There only descriptions opened
+//! write-only are managed (sequential writes gain the most); an open for
+//! reading passes the file through, after its pending data is written.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 /// What a filesystem type implies for the shim.
@@ -36,12 +44,16 @@ pub struct Kind {
     pub single_handle: bool,
     /// Manage nothing there.
     pub pass_through: bool,
+    /// Manage only descriptions opened write-only; an open for reading
+    /// passes the file through.
+    pub readers_pass: bool,
 }
 
 const PLAIN: Kind = Kind {
     unstable_ino: false,
     single_handle: false,
     pass_through: false,
+    readers_pass: false,
 };
 
 /// The kind of a filesystem type as `/proc/self/mountinfo` names it.
@@ -50,6 +62,7 @@ pub fn of_type(fstype: &str) -> Kind {
         unstable_ino: fstype == "fuse.rclone",
         single_handle: matches!(fstype, "fuse.rclone" | "fuse.s3fs"),
         pass_through: false,
+        readers_pass: fstype == "fuse.rclone",
     }
 }
 
@@ -110,6 +123,15 @@ fn cmdlines() -> Vec<Vec<String>> {
 // Devices seen by `learn`, with their kind: few, so a list.
 static DEVICES: Mutex<Vec<(u64, Kind)>> = Mutex::new(Vec::new());
 
+// Set once `learn` found a filesystem whose readers pass through: until
+// then an unmanaged open costs no extra system call to check for one.
+static ANY_READERS_PASS: AtomicBool = AtomicBool::new(false);
+
+/// True once a filesystem whose readers pass through was seen.
+pub fn any_readers_pass() -> bool {
+    ANY_READERS_PASS.load(Ordering::Acquire)
+}
+
 /// The kind of device `dev` if `learn` saw it (a managed file lives there),
 /// else the plain kind: no file of it is managed, so no key of it is looked up.
 pub fn known(dev: u64) -> Kind {
@@ -140,6 +162,9 @@ pub fn learn(dev: u64) -> Kind {
             of_mount(&t, &mnt, &lines)
         })
         .unwrap_or(PLAIN);
+    if kind.readers_pass {
+        ANY_READERS_PASS.store(true, Ordering::Release);
+    }
     if let Ok(mut v) = DEVICES.lock() {
         if !v.iter().any(|(d, _)| *d == dev) {
             v.push((dev, kind));

@@ -81,8 +81,9 @@ the program's descriptor and closes it before the program's close returns"
         "fuse.rclone" => match rclone_cache_mode(mnt) {
             Some(m) if m == "writes" || m == "full" => (
                 format!(
-                    "; rclone --vfs-cache-mode {m}: files told apart by path (rclone makes \
-inode numbers up), written through a duplicate of the program's descriptor"
+                    "; rclone --vfs-cache-mode {m}: files opened write-only accelerated, told \
+apart by path (rclone makes inode numbers up), written through a duplicate of the program's \
+descriptor; a file opened for reading passes through"
                 ),
                 false,
             ),

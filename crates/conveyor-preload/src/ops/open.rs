@@ -66,15 +66,22 @@ pub fn after(name: &'static str, fd: c_int, flags: c_int, truncated: Option<File
 /// managed (`O_DIRECT`, `O_DSYNC`, `O_SYNC`, or `O_APPEND` onto a standard
 /// stream, where stdio would append beside the shim: see `ops::expose`),
 /// if it is a selected regular file: it then passes through everywhere in
-/// this process.
+/// this process. So does a file opened for reading where only write-only
+/// descriptions are managed (rclone with its write cache: `fskind`).
 fn passed_open(shim: &Shim, fd: c_int, flags: c_int) -> Option<FileKey> {
     let appending_std = fd <= policy::LAST_STD_FD && flags & libc::O_APPEND != 0;
-    if flags & (libc::O_DIRECT | libc::O_DSYNC) == 0 && !appending_std || flags & libc::O_PATH != 0
-    {
+    let forced = flags & (libc::O_DIRECT | libc::O_DSYNC) != 0 || appending_std;
+    // Checked only in a process that met such a filesystem: until then an
+    // unmanaged open costs no extra system call.
+    let reads = flags & libc::O_ACCMODE != libc::O_WRONLY && crate::fskind::any_readers_pass();
+    if !forced && !reads || flags & libc::O_PATH != 0 {
         return None;
     }
     let st = fstat(fd).filter(|st| is_regular(st.st_mode))?;
-    crate::fskind::learn(st.st_dev);
+    let kind = crate::fskind::learn(st.st_dev);
+    if !forced && !kind.readers_pass {
+        return None;
+    }
     if !shim.selects(&fd_path(fd)?) {
         return None;
     }
@@ -101,7 +108,7 @@ fn manage(shim: &Shim, fd: c_int, flags: c_int, inside: &Inside) -> Option<Arc<D
         return None;
     }
     let kind = crate::fskind::learn(st.st_dev);
-    if kind.pass_through {
+    if kind.pass_through || kind.readers_pass && flags & libc::O_ACCMODE != libc::O_WRONLY {
         return None;
     }
     let single = kind.single_handle;
