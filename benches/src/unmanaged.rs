@@ -67,6 +67,21 @@ pub fn child(call: &str, n: u64) {
     }
 }
 
+/// When this process was started as a measurement child (`--loop CALL
+/// N`, see [`child`]), runs it and returns true; the binary then exits.
+pub fn child_if_asked() -> bool {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) != Some("--loop") {
+        return false;
+    }
+    let n = argv
+        .get(3)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_000_000);
+    child(argv.get(2).map_or("read", |s| s.as_str()), n);
+    true
+}
+
 fn loop_cmd(prog: &Path, call: &str, n: u64, shim: Option<(&Path, &Path)>) -> Command {
     let mut c = Command::new(prog);
     c.args(["--loop", call, &n.to_string()]);

@@ -165,13 +165,7 @@ fn write_out(r: &Results, out: &Path) {
 }
 
 fn main() {
-    let argv: Vec<String> = std::env::args().collect();
-    if argv.get(1).map(String::as_str) == Some("--loop") {
-        let n = argv
-            .get(3)
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(1_000_000);
-        conveyor_bench::unmanaged::child(argv.get(2).map_or("read", |s| s.as_str()), n);
+    if conveyor_bench::unmanaged::child_if_asked() {
         return;
     }
     let a = args::parse();
