@@ -61,6 +61,17 @@ pub struct Gauges {
     pub memory_cap: usize,
 }
 
+/// How a handle's backend is offered to its file.
+#[derive(Clone, Copy)]
+enum Offer {
+    /// Taken if it can do more than the current one.
+    IfMore,
+    /// Taken.
+    Replace,
+    /// Taken, and only if no handle of the file is open.
+    Alone,
+}
+
 /// Write-behind, read-ahead and snooping for any number of files.
 pub struct Engine {
     shared: Arc<Shared>,
@@ -122,10 +133,55 @@ impl Engine {
     /// to do what every handle asks of it (the shim gives it a private
     /// read-write descriptor where the file allows).
     pub fn open(&self, key: FileKey, name: &str, backend: Arc<dyn Backend>, mode: Mode) -> Handle {
+        self.open_as(key, name, backend, mode, Offer::IfMore)
+            .unwrap_or_else(|| unreachable!("an offer that may improve is never refused"))
+    }
+
+    /// As [`Engine::open`], but only if no handle of the file is open:
+    /// `backend` then serves the file alone, and may be one that must not
+    /// outlive this handle (a duplicate of one program descriptor). `None`
+    /// if the file is open already.
+    pub fn open_alone(
+        &self,
+        key: FileKey,
+        name: &str,
+        backend: Arc<dyn Backend>,
+        mode: Mode,
+    ) -> Option<Handle> {
+        self.open_as(key, name, backend, mode, Offer::Alone)
+    }
+
+    /// As [`Engine::open`], and `backend` serves the file from now on
+    /// whatever served it before (which may belong to another handle that
+    /// will close first).
+    pub fn open_replacing(
+        &self,
+        key: FileKey,
+        name: &str,
+        backend: Arc<dyn Backend>,
+        mode: Mode,
+    ) -> Handle {
+        self.open_as(key, name, backend, mode, Offer::Replace)
+            .unwrap_or_else(|| unreachable!("a replacing offer is never refused"))
+    }
+
+    fn open_as(
+        &self,
+        key: FileKey,
+        name: &str,
+        backend: Arc<dyn Backend>,
+        mode: Mode,
+        offer: Offer,
+    ) -> Option<Handle> {
         let mut files = self.files();
         let file = match files.get(&key).and_then(Weak::upgrade) {
             Some(f) => {
-                f.offer_backend(backend);
+                match offer {
+                    Offer::IfMore => f.offer_backend(backend),
+                    Offer::Replace => f.set_backend(backend),
+                    Offer::Alone if f.handles.load(Ordering::Relaxed) > 0 => return None,
+                    Offer::Alone => f.set_backend(backend),
+                }
                 f
             }
             None => {
@@ -137,8 +193,11 @@ impl Engine {
                 f
             }
         };
+        // The handle is counted before the registry lock is dropped, so a
+        // later `open_alone` of the file sees it.
+        let h = Handle::new(file, self.next_handle.fetch_add(1, Ordering::Relaxed), mode);
         drop(files);
-        Handle::new(file, self.next_handle.fetch_add(1, Ordering::Relaxed), mode)
+        Some(h)
     }
 
     fn find(&self, key: FileKey) -> Option<Arc<File>> {

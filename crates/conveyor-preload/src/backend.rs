@@ -118,15 +118,15 @@ pub fn dup_high(fd: c_int) -> c_int {
 
 impl RawBackend {
     /// Private descriptors for the file the program opened as `fd` with
-    /// `flags`. Reopens it read-write through `/proc/self/fd` (a new
-    /// description, so the program's offset and `O_APPEND` are not shared);
-    /// if that is refused, falls back to a duplicate of the program's
-    /// descriptor with its access mode. `None` if neither works. With
-    /// `single_handle` (see `fskind`) only the duplicate is tried.
+    /// `flags`, which other descriptions of the file may share. Reopens it
+    /// read-write through `/proc/self/fd` (a new description, so the
+    /// program's offset and `O_APPEND` are not shared); if that is refused,
+    /// falls back to a duplicate of the program's descriptor with its
+    /// access mode. `None` if neither works. With `single_handle` (see
+    /// `fskind`) only the duplicate is tried.
     pub fn open(fd: c_int, flags: c_int, single_handle: bool) -> Option<RawBackend> {
-        let path = proc_path(fd);
-        let acc = flags & libc::O_ACCMODE;
         if !single_handle {
+            let path = proc_path(fd);
             // SAFETY: `path` is NUL-terminated; real open only reads it.
             let rw = track(place_high(unsafe {
                 real::open(path.as_ptr().cast(), libc::O_RDWR | libc::O_CLOEXEC, 0)
@@ -135,21 +135,25 @@ impl RawBackend {
                 return Some(RawBackend::new(rw, true, true, true));
             }
         }
+        RawBackend::dup_of(fd, flags)
+    }
+
+    /// A duplicate of the program's descriptor `fd` (opened with `flags`)
+    /// at a high number, with its access mode: no open and no release for
+    /// the filesystem, only a flush when it closes (before the program's
+    /// own close). The engine does only positioned I/O through it, so the
+    /// shared offset does not matter; it holds the program's description
+    /// (and its `flock` locks), so it serves that description alone and is
+    /// closed with it. `None` for `O_APPEND`, where a positioned write
+    /// would append.
+    pub fn dup_of(fd: c_int, flags: c_int) -> Option<RawBackend> {
         if flags & libc::O_APPEND != 0 {
-            // A duplicate would share O_APPEND, and pwrite would append:
-            // leave such a descriptor to the kernel.
             return None;
         }
+        let acc = flags & libc::O_ACCMODE;
         let dup = track(dup_high(fd));
-        if dup < 0 {
-            return None;
-        }
-        Some(RawBackend::new(
-            dup,
-            acc != libc::O_WRONLY,
-            acc != libc::O_RDONLY,
-            false,
-        ))
+        (dup >= 0)
+            .then(|| RawBackend::new(dup, acc != libc::O_WRONLY, acc != libc::O_RDONLY, false))
     }
 
     fn new(fd: c_int, read: bool, write: bool, shareable: bool) -> RawBackend {

@@ -135,6 +135,11 @@ impl File {
             io: c.io_size,
         }
     }
+    /// Takes `backend` for every later request of the file.
+    pub fn set_backend(&self, backend: Arc<dyn Backend>) {
+        self.lock().backend = backend;
+    }
+
     /// Replaces the backend when a new handle brings one that can do more
     /// (read and write where the old one could do only one), or when no
     /// handle is open: the last one to close may have closed the old

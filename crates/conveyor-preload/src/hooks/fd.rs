@@ -11,8 +11,7 @@ use libc::{c_int, c_uint, c_ulong, off64_t, off_t};
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn close(fd: c_int) -> c_int {
     if !is_managed(fd) {
-        // SAFETY: the caller's argument.
-        return unsafe { real::close(fd) };
+        return ops::close_unmanaged(fd);
     }
     ops::close(fd)
 }

@@ -27,6 +27,22 @@ fn settle(d: Arc<Desc>, inside: &Inside) -> Result<(), Errno> {
     flushed.and(released)
 }
 
+/// `close` of a descriptor the shim does not manage. When private
+/// descriptors are kept for a file handed to the kernel (`retire`), the
+/// program's close may be the last of that file: they are closed right
+/// after it, so a duplicate of the program's description never outlives
+/// the program's own descriptor (and its `flock` locks with it).
+pub fn close_unmanaged(fd: c_int) -> c_int {
+    // SAFETY: closing the program's own descriptor, as it asked.
+    let r = unsafe { real::close(fd) };
+    if super::retire::any() {
+        let saved = real::errno();
+        guard::quietly(super::retire::reap);
+        real::set_errno(saved);
+    }
+    r
+}
+
 /// `close` of a managed fd. Before the program's descriptor is closed, its
 /// pending data is written and the shim's private descriptors of the file
 /// are closed (when no other description uses them): filesystems that

@@ -116,9 +116,6 @@ fn manage(shim: &Shim, fd: c_int, flags: c_int, inside: &Inside) -> Option<Arc<D
     if passthrough::passed(key) {
         return None;
     }
-    let mut backend = registry::shared_backend(key)
-        .map_or_else(|| RawBackend::open(fd, flags, single).map(Arc::new), Some)?;
-    registry::remember_backend(key, &backend);
     let acc = flags & libc::O_ACCMODE;
     let mode = Mode {
         read: acc == libc::O_RDONLY || acc == libc::O_RDWR,
@@ -126,13 +123,51 @@ fn manage(shim: &Shim, fd: c_int, flags: c_int, inside: &Inside) -> Option<Arc<D
         append: flags & libc::O_APPEND != 0,
     };
     let name = String::from_utf8_lossy(&path);
+    let engine = shim.engine(inside);
+    if !single {
+        // The file's only description: a duplicate of the program's
+        // descriptor costs the filesystem no open and no release.
+        if let Some(dup) = RawBackend::dup_of(fd, flags).map(Arc::new) {
+            if let Some(handle) = engine.open_alone(key, &name, dup.clone(), mode) {
+                tracing::info!("managing {name} (fd {fd})");
+                handle.observe(attrs_of!(st));
+                return Some(Arc::new(Desc::new(
+                    handle,
+                    dup,
+                    key,
+                    fd <= policy::LAST_STD_FD,
+                )));
+            }
+        }
+    }
+    let Some(mut backend) = registry::shared_backend(key)
+        .map_or_else(|| RawBackend::open(fd, flags, single).map(Arc::new), Some)
+    else {
+        // No descriptor to work through (none free at a high number): the
+        // kernel serves this one, so the file passes through, its pending
+        // data written first, rather than be read stale here.
+        if engine.pending_end(key).is_some() {
+            super::pass_through_file(key, inside);
+        }
+        return None;
+    };
+    registry::remember_backend(key, &backend);
     if mode.append && !backend.ensure_appender() {
         // No descriptor to append through: the kernel keeps this one.
         return None;
     }
     tracing::info!("managing {name} (fd {fd})");
-    let engine = shim.engine(inside);
-    let mut handle = engine.open(key, &name, backend.clone(), mode);
+    // Another description is open: its backend may be a duplicate of its
+    // own descriptor, which closes with it, so a shared one takes over (a
+    // duplicate, where no reopen could be had, only adds what it can do).
+    let open = |b: Arc<RawBackend>| {
+        if single || !b.is_shareable() {
+            engine.open(key, &name, b, mode)
+        } else {
+            engine.open_replacing(key, &name, b, mode)
+        }
+    };
+    let mut handle = open(backend.clone());
     if registry::still_released(&backend) {
         // The last description of the file closed it meanwhile.
         drop(handle);
@@ -141,7 +176,7 @@ fn manage(shim: &Shim, fd: c_int, flags: c_int, inside: &Inside) -> Option<Arc<D
         if mode.append && !backend.ensure_appender() {
             return None;
         }
-        handle = engine.open(key, &name, backend.clone(), mode);
+        handle = open(backend.clone());
     }
     // What the file looks like now: a later stat that differs in a way
     // this process's writes do not explain means another process changed it.

@@ -61,6 +61,11 @@ pub fn retire(fd: c_int, d: Arc<Desc>) {
     }
 }
 
+/// True while some private descriptors are kept (cheap: one load).
+pub fn any() -> bool {
+    ANY.load(Ordering::Relaxed)
+}
+
 /// Closes the kept descriptors of files the program no longer has open
 /// (`errno` is preserved).
 pub fn reap(inside: &Inside) {
