@@ -2,10 +2,10 @@
 //! ordered after data.
 
 use super::{offset, on_fd};
-use crate::guard::{self, Inside};
+use crate::guard;
 use crate::identity::{is_regular, path_key};
 use crate::{counts, fdtable, real, state};
-use conveyor_engine::{Attrs, FileKey};
+use conveyor_engine::{Attrs, Engine, FileKey};
 use libc::c_int;
 
 // A stat size includes pending data: the larger of the pending end and
@@ -186,9 +186,7 @@ pub fn sync_all(name: &'static str) {
 /// that sets metadata a later data write would change (times, the set-id
 /// bits, capabilities): the data lands first, as without the shim. A
 /// deferred write error stays for the file's next write, fsync or close.
-fn settle_file(name: &'static str, key: FileKey, i: &Inside) {
-    let Some(shim) = state::get() else { return };
-    let engine = shim.engine(i);
+fn settle_file(name: &'static str, engine: &Engine, key: FileKey) {
     if engine.pending_end(key).is_some() {
         counts::hit(name);
         engine.flush_file(key);
@@ -200,17 +198,18 @@ pub fn before_meta_fd(name: &'static str, fd: c_int) {
     let Some(shim) = state::get() else { return };
     let d = fdtable::get(fd);
     guard::quietly(|i| {
+        let engine = shim.engine(i);
         if let Some(d) = d {
-            return settle_file(name, d.key, i);
+            return settle_file(name, engine, d.key);
         }
         // Another descriptor of a managed file (O_PATH, say): only when
         // data is waiting anywhere, so a program writing nothing pays nothing.
-        if !shim.engine(i).has_pending() {
+        if !engine.has_pending() {
             return;
         }
         if let Some(st) = crate::identity::fstat(fd).filter(|st| is_regular(st.st_mode)) {
             if let Some(key) = crate::identity::fd_key(fd, &st) {
-                settle_file(name, key, i);
+                settle_file(name, engine, key);
             }
         }
     });
@@ -232,7 +231,8 @@ pub unsafe fn before_meta_path(
     }
     let Some(shim) = state::get() else { return };
     guard::quietly(|i| {
-        if !shim.engine(i).has_pending() {
+        let engine = shim.engine(i);
+        if !engine.has_pending() {
             return;
         }
         // SAFETY: `st` is a plain C struct the call fills.
@@ -242,7 +242,7 @@ pub unsafe fn before_meta_path(
         if unsafe { real::fstatat64(dirfd, path, &mut st, flags) } == 0 && is_regular(st.st_mode) {
             // SAFETY: as above.
             if let Some(key) = unsafe { path_key(dirfd, path, st.st_dev, st.st_ino) } {
-                settle_file(name, key, i);
+                settle_file(name, engine, key);
             }
         }
     });

@@ -48,9 +48,6 @@ pub fn barrier(name: &'static str, reach: Reach) {
         let engine = shim.engine(i);
         engine.flush_all();
         let all = fdtable::all();
-        for (fd, d) in &all {
-            sync_kernel_offset(*fd, d, i);
-        }
         let reached = |fd: libc::c_int| match reach {
             Reach::All => true,
             Reach::Inherited => inherited(fd),
@@ -65,8 +62,11 @@ pub fn barrier(name: &'static str, reach: Reach) {
             if shared.iter().any(|s| Arc::ptr_eq(s, d)) {
                 // Writers on other threads may be inside the engine on
                 // this description right now: the hand-over waits for
-                // them and sends every later call to the kernel.
+                // them, sets the kernel offset and sends every later call
+                // to the kernel.
                 let _ = hand_over(*fd, d, i);
+            } else {
+                sync_kernel_offset(*fd, d, i);
             }
         }
         engine.drop_caches();
