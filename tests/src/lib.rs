@@ -110,6 +110,7 @@ impl Run {
         for v in [
             "CONVEYOR_PATHS",
             "CONVEYOR_DISABLE",
+            "CONVEYOR_MODE",
             "CONVEYOR_LOG",
             "CONVEYOR_LOG_FILE",
             "CONVEYOR_STATS",
@@ -132,11 +133,20 @@ impl Run {
         self.cmd.output().expect("run program")
     }
 
-    /// Runs with the shim managing `paths`; returns the output and the
-    /// managed calls it counted, by hook name.
+    /// Runs with the shim managing `paths` (in `CONVEYOR_MODE=always`
+    /// unless the test set a mode: the tests' temporary directories are on
+    /// local disk, which the default mode leaves to the kernel); returns the
+    /// output and the managed calls it counted, by hook name.
     pub fn shimmed(mut self, paths: &Path) -> (Output, HashMap<String, u64>) {
         let counts = TempDir::new("counts");
         let file = counts.path().join("counts-%p");
+        if !self
+            .cmd
+            .get_envs()
+            .any(|(k, v)| k == "CONVEYOR_MODE" && v.is_some())
+        {
+            self.cmd.env("CONVEYOR_MODE", "always");
+        }
         self.cmd
             .env("LD_PRELOAD", shim())
             .env("CONVEYOR_PATHS", paths)

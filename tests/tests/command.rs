@@ -24,7 +24,10 @@ fn conveyor_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
             c.env_remove(k);
         }
     }
-    c.env("CONVEYOR_LIVE_DIR", dir.join(".live"));
+    // Tests run in temporary directories on local disk, which the default
+    // mode leaves to the kernel; tests of the mode itself set it.
+    c.env("CONVEYOR_LIVE_DIR", dir.join(".live"))
+        .env("CONVEYOR_MODE", "always");
     for (k, v) in env {
         c.env(k, v);
     }
@@ -544,6 +547,7 @@ print(os.getpid(), flush=True)\nos.kill(os.getpid(), 9)\n";
     c.args(["-c", code])
         .current_dir(d)
         .env("LD_PRELOAD", conveyor_tests::shim())
+        .env("CONVEYOR_MODE", "always")
         .env("CONVEYOR_PATHS", d);
     let live = own_live_dir(&mut c);
     let out = c.output().unwrap();
@@ -684,6 +688,7 @@ m, s = pty.openpty()
 env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
 env.pop("LD_PRELOAD", None)
 env["CONVEYOR_LIVE_DIR"] = sys.argv[2]
+env["CONVEYOR_MODE"] = "always"
 p = subprocess.Popen([sys.argv[1], "run", "--path", "data", "--progress", "--", sys.argv[3], "-c", sys.argv[4]],
                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=s, env=env)
 os.close(s)

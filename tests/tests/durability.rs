@@ -42,6 +42,7 @@ fn run_and_kill(dir: &Path, db: &str, first_id: u64, commits: u64) -> u64 {
         .arg(db)
         .current_dir(dir)
         .env("LD_PRELOAD", shim())
+        .env("CONVEYOR_MODE", "always")
         .env("CONVEYOR_PATHS", dir)
         // The killed shell's live file stays in the test's own directory.
         .env("CONVEYOR_LIVE_DIR", dir.join(".live"))

@@ -173,6 +173,7 @@ fn fork_loop(extra: &[&str]) {
         .env_remove("CONVEYOR_DISABLE")
         .env_remove("CONVEYOR_LOG")
         .env("LD_PRELOAD", shim())
+        .env("CONVEYOR_MODE", "always")
         .env("CONVEYOR_PATHS", &data)
         .env("CONVEYOR_TEST_COUNTS", counts.path().join("counts-%p"))
         .env("CONVEYOR_LIVE_DIR", dir.path().join("live"))

@@ -17,6 +17,7 @@ fn run(
         .current_dir(dir)
         .env_remove("LD_PRELOAD")
         .env_remove("CONVEYOR_PATHS")
+        .env("CONVEYOR_MODE", "always")
         .env("CONVEYOR_LIVE_DIR", dir.join(".live"));
     if let Some(f) = counts {
         c.env("CONVEYOR_TEST_COUNTS", f);
@@ -43,6 +44,7 @@ fn dd_through(bin: &std::path::Path, dir: &std::path::Path, env: &[(&str, &std::
     .current_dir(dir)
     .env_remove("LD_PRELOAD")
     .env_remove("CONVEYOR_PATHS")
+    .env("CONVEYOR_MODE", "always")
     .env("CONVEYOR_LIVE_DIR", dir.join(".live"))
     .env("CONVEYOR_TEST_COUNTS", &counts);
     for (k, v) in env {
@@ -280,6 +282,7 @@ fn doctor_explains_each_path() {
     );
     let s = |p: &std::path::Path| p.display().to_string();
     let out = Command::new(conveyor())
+        .env("CONVEYOR_MODE", "always")
         .args([
             "doctor",
             "--path",
@@ -327,6 +330,7 @@ fn doctor_explains_each_path() {
     );
     // Nothing selected at all.
     let out = Command::new(conveyor())
+        .env("CONVEYOR_MODE", "always")
         .args(["doctor", "/etc/hosts"])
         .env_remove("CONVEYOR_PATHS")
         .output()
@@ -354,6 +358,7 @@ fn doctor_names_a_fuse_filesystem() {
     std::fs::write(fs.backing().join("f"), b"x").unwrap();
     let file = fs.mnt().join("f");
     let out = Command::new(conveyor())
+        .env("CONVEYOR_MODE", "always")
         .args(["doctor", &file.display().to_string()])
         .env("CONVEYOR_PATHS", fs.mnt())
         .output()

@@ -88,6 +88,7 @@ fn spawn(dir: &Path, counts: &Path, role: &str, kind: &str) -> Child {
         .args(["-c", SCRIPT, role, kind])
         .current_dir(dir)
         .env("LD_PRELOAD", shim())
+        .env("CONVEYOR_MODE", "always")
         .env("CONVEYOR_PATHS", dir)
         .env("CONVEYOR_TEST_COUNTS", counts.join("counts-%p"))
         // Outlives both children, like the counts.

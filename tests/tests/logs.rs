@@ -151,6 +151,7 @@ fn run_log_options_reach_the_shim() {
     let dir = TempDir::new("logs-run");
     std::fs::create_dir_all(dir.path().join("data")).unwrap();
     let out = std::process::Command::new(conveyor())
+        .env("CONVEYOR_MODE", "always")
         .args([
             "run",
             "--log",

@@ -426,6 +426,7 @@ fn bounded_shimmed(
         .env_remove("CONVEYOR_DISABLE")
         .env_remove("CONVEYOR_LOG")
         .env("LD_PRELOAD", shim())
+        .env("CONVEYOR_MODE", "always")
         .env("CONVEYOR_PATHS", paths)
         .env("CONVEYOR_TEST_COUNTS", counts.path().join("counts-%p"))
         .env("CONVEYOR_LIVE_DIR", counts.path().join("live"))

@@ -37,6 +37,7 @@ const STATS_KEYS: &[&str] = &[
 
 fn conveyor_cmd(args: &[&str], dir: &Path) -> Output {
     Command::new(conveyor())
+        .env("CONVEYOR_MODE", "always")
         .args(args)
         .current_dir(dir)
         .env_remove("LD_PRELOAD")

@@ -87,6 +87,7 @@ fn run_meta(dir: &Path, loops: u32) {
     cmd.arg(dir)
         .arg(loops.to_string())
         .env("LD_PRELOAD", conveyor_tests::shim())
+        .env("CONVEYOR_MODE", "always")
         .env("CONVEYOR_PATHS", dir)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());

@@ -42,6 +42,7 @@ fn tail_f(dir: &Path, shimmed: bool, live: &Path) -> Child {
     if shimmed {
         // tail is killed: its live file stays in a directory of the test's.
         c.env("LD_PRELOAD", shim())
+            .env("CONVEYOR_MODE", "always")
             .env("CONVEYOR_PATHS", dir)
             .env("CONVEYOR_LIVE_DIR", live);
     }
@@ -138,6 +139,7 @@ fn a_static_writer_between_two_reads_is_seen() {
                 .env_remove("LD_PRELOAD");
             if shimmed {
                 c.env("LD_PRELOAD", shim())
+                    .env("CONVEYOR_MODE", "always")
                     .env("CONVEYOR_PATHS", dir)
                     .env("CONVEYOR_LIVE_DIR", live.path());
             }

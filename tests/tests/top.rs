@@ -44,6 +44,7 @@ const PATIENCE: Duration = Duration::from_secs(120);
 
 fn top(live: &Path, args: &[&str]) -> Output {
     Command::new(conveyor())
+        .env("CONVEYOR_MODE", "always")
         .arg("top")
         .args(args)
         .arg("--dir")
@@ -75,6 +76,7 @@ impl Writer {
             .arg(stop)
             .args(extra)
             .env("LD_PRELOAD", shim())
+            .env("CONVEYOR_MODE", "always")
             .env("CONVEYOR_PATHS", data)
             .env("CONVEYOR_LIVE_DIR", live)
             .stdout(Stdio::piped())
@@ -279,6 +281,7 @@ fn unsafe_live_directories_are_refused() {
             .args(["if=/dev/zero", "of=out.bin", "bs=64k", "count=16"])
             .current_dir(&data)
             .env("LD_PRELOAD", shim())
+            .env("CONVEYOR_MODE", "always")
             .env("CONVEYOR_PATHS", &data)
             .env("CONVEYOR_LIVE_DIR", live)
             .output()
@@ -307,6 +310,7 @@ fn unsafe_live_directories_are_refused() {
 #[test]
 fn top_help() {
     let out = Command::new(conveyor())
+        .env("CONVEYOR_MODE", "always")
         .args(["top", "--help"])
         .output()
         .unwrap();

@@ -37,6 +37,16 @@ pub trait Backend: Send + Sync + 'static {
     fn can_write(&self) -> bool {
         true
     }
+    /// True while background I/O would cost storage a request the
+    /// program's own calls do not (the shim's backend of a file's only
+    /// description works through the program's descriptor until a worker
+    /// needs one of its own, whose close is one more flush). The engine
+    /// then starts no background write for less than a request's worth of
+    /// pending data: the program's next flush, close, full request or
+    /// overdue write (`Config::max_age`) writes it, on its own thread.
+    fn defers_background(&self) -> bool {
+        false
+    }
 }
 
 /// A [`Backend`] over a `std::fs::File`, used by benchmarks and examples

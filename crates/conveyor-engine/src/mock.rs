@@ -74,6 +74,9 @@ pub struct MockConfig {
     /// Write requests run one at a time, as FUSE runs writes to one file
     /// (the kernel holds the inode lock); reads still overlap.
     pub serial_writes: bool,
+    /// Answers `Backend::defers_background` (a backend whose background
+    /// I/O would cost a request).
+    pub defers_background: bool,
 }
 
 /// The in-memory backend. Data lands when a request completes, after its
@@ -87,6 +90,8 @@ pub struct MemBackend {
     // While true, write and append requests wait before doing anything.
     gate: Mutex<bool>,
     gate_cv: Condvar,
+    // Requests waiting at the closed gate now.
+    at_gate: AtomicUsize,
     calls: AtomicU64,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
@@ -112,6 +117,7 @@ impl MemBackend {
             writer: Mutex::new(()),
             gate: Mutex::new(false),
             gate_cv: Condvar::new(),
+            at_gate: AtomicUsize::new(0),
             calls: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
@@ -163,9 +169,19 @@ impl MemBackend {
 
     fn pass_gate(&self) {
         let mut closed = lock(&self.gate);
+        if !*closed {
+            return;
+        }
+        self.at_gate.fetch_add(1, Ordering::SeqCst);
         while *closed {
             closed = self.gate_cv.wait(closed).unwrap_or_else(|p| p.into_inner());
         }
+        self.at_gate.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Write and append requests held at the closed gate now.
+    pub fn at_gate(&self) -> usize {
+        self.at_gate.load(Ordering::SeqCst)
     }
 
     /// Requests still executing.
@@ -258,6 +274,10 @@ fn total(bufs: &[&[u8]]) -> usize {
 }
 
 impl Backend for MemBackend {
+    fn defers_background(&self) -> bool {
+        self.cfg.defers_background
+    }
+
     fn pread(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
         self.begin(self.cfg.read_latency)?;
         let len = self.cap(buf.len());

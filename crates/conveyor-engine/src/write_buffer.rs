@@ -100,6 +100,8 @@ pub(crate) struct WriteBuffer {
     done: Done,
     inflight: Vec<InFlight>,
     held: usize,
+    // Bytes of the extents not yet handed to a batch.
+    unissued: usize,
     /// Adaptive memory limit of this file.
     pub limit: usize,
     /// Most memory held at once.
@@ -118,6 +120,7 @@ impl WriteBuffer {
             done: Done::default(),
             inflight: Vec::new(),
             held: 0,
+            unissued: 0,
             limit,
             peak: 0,
         }
@@ -153,6 +156,11 @@ impl WriteBuffer {
     /// Batches being written now.
     pub fn in_flight(&self) -> usize {
         self.inflight.len()
+    }
+
+    /// Bytes pending and not yet handed to a batch.
+    pub fn unissued(&self) -> usize {
+        self.unissued
     }
 
     /// True when there is no pending data at all.
@@ -201,6 +209,7 @@ impl WriteBuffer {
         });
         tail.incomplete += 1;
         self.next_seq += 1;
+        self.unissued += n;
         self.index.paint(
             off,
             Entry {
@@ -236,6 +245,7 @@ impl WriteBuffer {
         if let Some(l) = tail.extents.last_mut() {
             l.len = new_len;
         }
+        self.unissued += new_len - last.len;
         let entry = Entry {
             len: data.len() as u64,
             seg: tail_id,
@@ -325,6 +335,7 @@ impl WriteBuffer {
         self.cursor = at;
         let seqs = self.issued..self.issued + count;
         self.issued += count;
+        self.unissued -= len;
         let range = first.off..end;
         self.inflight.push(InFlight {
             seqs: seqs.clone(),
@@ -376,6 +387,7 @@ impl WriteBuffer {
         self.index.remove_from_seq(self.issued);
         self.done.add(self.issued..self.next_seq);
         self.issued = self.next_seq;
+        self.unissued = 0;
         self.retire(budget);
         lost
     }

@@ -87,3 +87,55 @@ fn e01_write_coalescing() {
     assert!(largest >= 256 * K, "largest request {largest}");
     assert_eq!(writes.iter().map(|r| r.done).sum::<usize>(), data.len());
 }
+
+// Proves: where background I/O would cost storage a request of its own
+// (`Backend::defers_background`), less than a request's worth of pending
+// data starts no background write: it reaches storage as one request from
+// the flushing thread; a request's worth starts the background write at
+// once (held at the gate, so "started" is a fact, not a timing bet).
+#[test]
+fn e02_small_pending_data_waits_for_the_flush_where_background_costs() {
+    let storage = mem(MockConfig {
+        defers_background: true,
+        ..MockConfig::default()
+    });
+    let cfg = Config {
+        io_size: 64 * K,
+        ..Config::default()
+    };
+    let e = Engine::new(cfg);
+    let h = open(&e, 21, &storage, Mode::WRITE);
+    let data = pattern(21, 60 * K);
+    for c in data.chunks(1000) {
+        assert_eq!(h.write(c), Ok(c.len()));
+    }
+    assert_eq!(
+        count(&storage.requests(), Op::Write),
+        0,
+        "a background write started"
+    );
+    assert_eq!(h.flush(), Ok(()));
+    assert_eq!(
+        count(&storage.requests(), Op::Write),
+        1,
+        "{:?}",
+        storage.requests()
+    );
+    assert!(storage.contents() == data);
+
+    // A request's worth goes in the background, without a flush.
+    storage.close_gate();
+    let more = pattern(22, 128 * K);
+    for c in more.chunks(4 * K) {
+        assert_eq!(h.write(c), Ok(c.len()));
+    }
+    assert!(
+        wait_until(ms(60_000), || storage.at_gate() > 0),
+        "no background write started for a request's worth of data"
+    );
+    storage.open_gate();
+    assert_eq!(h.flush(), Ok(()));
+    let mut want = data.clone();
+    want.extend_from_slice(&more);
+    assert!(storage.contents() == want);
+}

@@ -1,12 +1,50 @@
 //! The shim's storage backend: positioned I/O through the real libc
 //! functions on private `O_CLOEXEC` descriptors, so background workers never
 //! use a descriptor number the program can close or reuse.
+//!
+//! A file's only description works through the program's own descriptor
+//! until a thread other than the program's, in a call on that descriptor,
+//! needs it ([`RawBackend::lent`]): only then is a private duplicate taken.
+//! A small file written and closed costs the filesystem nothing more than
+//! without the shim (a duplicate's close is one more `FLUSH` on FUSE).
 
 use crate::real;
 use conveyor_engine::{Backend, Errno, Result};
 use libc::c_int;
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
+
+// `fd` of a lent backend before its duplicate is taken.
+const NOT_TAKEN: c_int = -2;
+
+thread_local! {
+    // The program's descriptor the calling thread is in a call on (-1:
+    // none): the one thread that may use it directly, since the program
+    // cannot close it while its own call on it runs.
+    static LENT: Cell<c_int> = const { Cell::new(-1) };
+}
+
+/// Runs `f` with the program's descriptor `fd` lent to this thread: a
+/// lent backend of it does its I/O through `fd` itself.
+pub fn lend<R>(fd: c_int, f: impl FnOnce() -> R) -> R {
+    let prev = LENT.with(|c| c.replace(fd));
+    let r = f();
+    LENT.with(|c| c.set(prev));
+    r
+}
+
+// The program's descriptor a lent backend works through.
+struct Lent {
+    fd: c_int,
+    // What it was at the start: checked on the duplicate, so a descriptor
+    // number the program closed behind the shim's back (a raw system call)
+    // and reused for another file is never written.
+    dev: u64,
+    ino: u64,
+    // Serialises taking the duplicate.
+    taking: Mutex<()>,
+}
 
 // Every private descriptor open now. The program cannot know them, so a
 // range it closes (`close_range`, `closefrom`) never includes them.
@@ -45,8 +83,11 @@ pub fn private_fds() -> Vec<c_int> {
 
 /// Private descriptors of one file.
 pub struct RawBackend {
-    // -1 once released.
+    // -1 once released; `NOT_TAKEN` while a lent backend has no duplicate.
     fd: AtomicI32,
+    // Set for a backend that works through the program's descriptor until
+    // a duplicate is needed.
+    lent: Option<Lent>,
     read: bool,
     write: bool,
     // Opened on the first append: a description with O_APPEND of its own.
@@ -156,9 +197,78 @@ impl RawBackend {
             .then(|| RawBackend::new(dup, acc != libc::O_WRONLY, acc != libc::O_RDONLY, false))
     }
 
+    /// A backend for the only description of a file, which the program
+    /// opened as `fd` with `flags` (`st` its status then): it works through
+    /// `fd` in the program's own calls on it and takes a duplicate (as
+    /// [`RawBackend::dup_of`]) the first time another thread needs it, or
+    /// [`RawBackend::take`] is called. `None` for `O_APPEND`.
+    pub fn lent(fd: c_int, flags: c_int, st: &libc::stat64) -> Option<RawBackend> {
+        if flags & libc::O_APPEND != 0 {
+            return None;
+        }
+        let acc = flags & libc::O_ACCMODE;
+        let mut b = RawBackend::new(
+            NOT_TAKEN,
+            acc != libc::O_WRONLY,
+            acc != libc::O_RDONLY,
+            false,
+        );
+        b.lent = Some(Lent {
+            fd,
+            dev: st.st_dev,
+            ino: st.st_ino,
+            taking: Mutex::new(()),
+        });
+        Some(b)
+    }
+
+    /// Takes the private duplicate of a lent backend now (before the
+    /// program's descriptor may go while the description lives on: the
+    /// program duplicated it). Returns the descriptor, -1 if it failed.
+    pub fn take(&self) -> c_int {
+        let fd = self.fd.load(Ordering::Acquire);
+        let Some(lent) = &self.lent else { return fd };
+        if fd != NOT_TAKEN {
+            return fd;
+        }
+        let _one = lent.taking.lock().unwrap_or_else(|e| e.into_inner());
+        let fd = self.fd.load(Ordering::Acquire);
+        if fd != NOT_TAKEN || self.is_released() {
+            return if fd == NOT_TAKEN { -1 } else { fd };
+        }
+        let dup = dup_high(lent.fd);
+        if dup < 0 {
+            // No high number free (a low RLIMIT_NOFILE): no duplicate now;
+            // `fd` falls back to the program's descriptor.
+            return -1;
+        }
+        let same = crate::identity::fstat(dup)
+            .is_some_and(|st| st.st_dev == lent.dev && st.st_ino == lent.ino);
+        let fd = if same {
+            track(dup)
+        } else {
+            // SAFETY: our own duplicate, just made, of another file.
+            unsafe { real::close(dup) };
+            tracing::warn!(
+                "descriptor {} was closed without the shim seeing it; its pending data cannot be written",
+                lent.fd
+            );
+            -1
+        };
+        self.fd.store(fd, Ordering::Release);
+        fd
+    }
+
+    /// The private descriptor, if one is open (a lent backend may not have
+    /// taken one).
+    pub fn taken(&self) -> Option<c_int> {
+        Some(self.fd.load(Ordering::Acquire)).filter(|fd| *fd >= 0)
+    }
+
     fn new(fd: c_int, read: bool, write: bool, shareable: bool) -> RawBackend {
         RawBackend {
             shareable,
+            lent: None,
             fd: AtomicI32::new(fd),
             read,
             write,
@@ -168,10 +278,36 @@ impl RawBackend {
         }
     }
 
-    /// The main private descriptor (for `SEEK_DATA`/`SEEK_HOLE` queries);
-    /// -1 once released.
+    /// The descriptor to use now (also for `SEEK_DATA`/`SEEK_HOLE`
+    /// queries): the private one; for a lent backend without one, the
+    /// program's own in the program's call on it, else a duplicate taken
+    /// now. -1 once released.
     pub fn fd(&self) -> c_int {
-        self.fd.load(Ordering::Acquire)
+        let fd = self.fd.load(Ordering::Acquire);
+        match &self.lent {
+            Some(lent) if fd == NOT_TAKEN => {
+                if LENT.with(Cell::get) == lent.fd && !self.is_released() {
+                    return lent.fd;
+                }
+                match self.take() {
+                    -1 if self.fd.load(Ordering::Acquire) == NOT_TAKEN => {
+                        // No number for a duplicate: the program's own
+                        // descriptor, while it still is this file's (its
+                        // hooked close and `dup2` over it wait for requests
+                        // in flight before the number goes).
+                        let same = crate::identity::fstat(lent.fd)
+                            .is_some_and(|st| st.st_dev == lent.dev && st.st_ino == lent.ino);
+                        if same && !self.is_released() {
+                            lent.fd
+                        } else {
+                            -1
+                        }
+                    }
+                    fd => fd,
+                }
+            }
+            _ => fd,
+        }
     }
 
     /// True if other descriptions of the file may use it.
@@ -209,7 +345,11 @@ impl RawBackend {
     /// transfers it), that is where the data can still fail.
     pub fn release(&self) -> Result<()> {
         self.released.store(true, Ordering::Release);
-        let main = self.fd.swap(-1, Ordering::AcqRel);
+        let main = {
+            // Not while a duplicate is being taken: it would stay open.
+            let _one = self.lent.as_ref().map(|l| l.taking.lock());
+            self.fd.swap(-1, Ordering::AcqRel)
+        };
         if main < 0 {
             return Ok(());
         }
@@ -240,7 +380,7 @@ impl RawBackend {
             return Err(Errno::EBADF);
         }
         let fd = *self.appender.get_or_init(|| {
-            let path = proc_path(self.fd());
+            let path = proc_path(self.take());
             // SAFETY: `path` is NUL-terminated.
             track(place_high(unsafe {
                 real::open(
@@ -349,6 +489,10 @@ impl Backend for RawBackend {
     fn can_write(&self) -> bool {
         self.write
     }
+
+    fn defers_background(&self) -> bool {
+        self.lent.is_some() && self.fd.load(Ordering::Acquire) == NOT_TAKEN
+    }
 }
 
 impl Drop for RawBackend {
@@ -356,13 +500,14 @@ impl Drop for RawBackend {
         if self.is_released() {
             return;
         }
-        for fd in [Some(self.fd()), self.appender.get().copied()]
+        for fd in [self.taken(), self.appender.get().copied()]
             .into_iter()
             .flatten()
         {
             if fd >= 0 {
                 untrack(fd);
-                // SAFETY: closing descriptors this backend owns.
+                // SAFETY: closing descriptors this backend owns (never the
+                // program's: `taken` is the private one or nothing).
                 unsafe { real::close(fd) };
             }
         }

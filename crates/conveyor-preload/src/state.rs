@@ -18,6 +18,8 @@ pub struct Shim {
     engine: Engine,
     /// Selected path prefixes, absolute and without a trailing slash.
     pub paths: Vec<Vec<u8>>,
+    /// Whether files on fast local storage are managed too.
+    pub mode: settings::Mode,
 }
 
 /// How many generations of forked children (a child of a child...) get a
@@ -63,6 +65,7 @@ pub fn fork_child() {
             crate::guard::thread_start,
         ),
         paths: parent.paths.clone(),
+        mode: parent.mode,
     };
     match SHIM.get(next) {
         Some(slot) if slot.set(fresh).is_ok() => {
@@ -103,6 +106,14 @@ pub fn init() {
             return;
         }
     };
+    let mode = match settings::mode() {
+        Ok(settings::Mode::Off) => return,
+        Ok(m) => m,
+        Err(Bad(msg)) => {
+            tracing::error!("{msg}; conveyor passes everything through");
+            return;
+        }
+    };
     let paths = settings::paths(&raw);
     if paths.is_empty() {
         tracing::warn!("CONVEYOR_PATHS has no usable entry; conveyor passes everything through");
@@ -114,6 +125,7 @@ pub fn init() {
         .set(Shim {
             engine: Engine::with_thread_start(cfg, crate::guard::thread_start),
             paths,
+            mode,
         })
         .is_ok()
     {

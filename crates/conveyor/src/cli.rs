@@ -58,6 +58,11 @@ pub struct RunArgs {
     /// errors), refreshed every second; only when stderr is a terminal.
     #[arg(long)]
     pub progress: bool,
+    /// Which selected files are accelerated: auto (default) leaves files on fast local storage
+    /// (tmpfs, ext4, xfs, btrfs...) to the kernel; always accelerates them too; off loads the shim
+    /// doing nothing (replaces CONVEYOR_MODE).
+    #[arg(long, value_name = "MODE", value_parser = ["auto", "always", "off"])]
+    pub mode: Option<String>,
     /// Log level of the shim (default warn; replaces CONVEYOR_LOG).
     #[arg(long, value_name = "LEVEL", value_parser = ["off", "error", "warn", "info", "debug", "trace"])]
     pub log: Option<String>,

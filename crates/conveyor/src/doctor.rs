@@ -32,113 +32,73 @@ fn prefixes(paths: &[PathBuf]) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Filesystem type of the mount holding `path` (from /proc/self/mountinfo),
-/// with what the shim does differently there; true if the shim passes
-/// every file there through.
-fn fs_type(path: &Path) -> (String, bool) {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut best: Option<(usize, String)> = None;
-    let mut found: Option<(String, String)> = None;
-    for line in info.lines() {
-        let f: Vec<&str> = line.split(' ').collect();
-        let Some(sep) = f.iter().position(|x| *x == "-") else {
-            continue;
-        };
-        let (Some(mnt), Some(ty)) = (f.get(4), f.get(sep + 1)) else {
-            continue;
-        };
-        let mnt = mnt.replace("\\040", " ");
-        if path.starts_with(&mnt) && best.as_ref().is_none_or(|(l, _)| mnt.len() >= *l) {
-            let sub = f.get(sep + 2).copied().unwrap_or("");
-            let name = if *ty == "fuse" || ty.starts_with("fuse.") {
-                format!("{ty} ({sub})")
-            } else {
-                ty.to_string()
-            };
-            best = Some((mnt.len(), name));
-            found = Some((ty.to_string(), mnt));
-        }
-    }
-    let (note, pass) = found.map_or((String::new(), false), |(ty, mnt)| fs_note(&ty, &mnt));
-    (
-        best.map_or_else(|| "unknown".into(), |(_, t)| t) + &note,
-        pass,
-    )
+/// What storage the shim would find at `path`.
+struct Storage {
+    /// The filesystem type (with the FUSE source), and what the shim does
+    /// differently there.
+    shown: String,
+    /// Every file there passes through, whatever the mode.
+    passed: bool,
+    /// Fast local storage: passed through in the default mode.
+    local: bool,
 }
 
-/// What the shim learns from a filesystem type (the same rules as the
-/// shim's `fskind`): s3fs and rclone commit a file at each close and get no
-/// second handle; rclone makes inode numbers up; rclone without its write
-/// cache cannot take buffering at all.
-fn fs_note(ty: &str, mnt: &str) -> (String, bool) {
-    match ty {
-        "fuse.s3fs" => (
+/// The filesystem holding `path` (from /proc/self/mountinfo), as the shim
+/// would classify it (`conveyor_fskind`, the shim's own rules).
+fn storage(path: &Path) -> Storage {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let Some(m) = conveyor_fskind::mount_at(&info, path) else {
+        return Storage {
+            shown: "unknown".into(),
+            passed: false,
+            local: false,
+        };
+    };
+    let kind = conveyor_fskind::learn(&m);
+    let name = if m.fstype == "fuse" || m.fstype.starts_with("fuse.") {
+        format!("{} ({})", m.fstype, m.source)
+    } else {
+        m.fstype.clone()
+    };
+    Storage {
+        shown: name + &fs_note(&m, kind),
+        passed: kind.pass_through,
+        local: kind.local,
+    }
+}
+
+/// What the shim does differently on a filesystem of `kind`.
+fn fs_note(m: &conveyor_fskind::Mount, kind: conveyor_fskind::Kind) -> String {
+    if kind.local {
+        return "; fast local storage, served by the kernel's page cache".into();
+    }
+    match m.fstype.as_str() {
+        "fuse.s3fs" => {
             "; s3fs uploads a file at each close: the shim writes through a duplicate of \
 the program's descriptor and closes it before the program's close returns"
-                .into(),
-            false,
-        ),
-        "fuse.rclone" => match rclone_cache_mode(mnt) {
-            Some(m) if m == "writes" || m == "full" => (
-                format!(
-                    "; rclone --vfs-cache-mode {m}: files opened write-only accelerated, told \
+                .into()
+        }
+        "fuse.rclone" => {
+            match conveyor_fskind::rclone_mode_for(&m.point, &conveyor_fskind::rclone_cmdlines()) {
+                Some(mode) if !kind.pass_through => format!(
+                    "; rclone --vfs-cache-mode {mode}: files opened write-only accelerated, told \
 apart by path (rclone makes inode numbers up), written through a duplicate of the program's \
 descriptor; a file opened for reading passes through"
                 ),
-                false,
-            ),
-            Some(m) => (
-                format!(
-                    "; rclone --vfs-cache-mode {m}: without its write cache rclone takes no \
+                Some(mode) => format!(
+                    "; rclone --vfs-cache-mode {mode}: without its write cache rclone takes no \
 second handle and no out-of-order write, so files there pass through"
                 ),
-                true,
-            ),
-            None => (
-                "; no rclone process serving it found: assumed without its write cache, \
+                None => "; no rclone process serving it found: assumed without its write cache, \
 so files there pass through"
                     .into(),
-                true,
-            ),
-        },
-        _ => (String::new(), false),
+            }
+        }
+        _ => String::new(),
     }
 }
 
-/// The `--vfs-cache-mode` of the rclone process serving `mnt` (`off` when
-/// not given), if one is found.
-fn rclone_cache_mode(mnt: &str) -> Option<String> {
-    for e in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Ok(raw) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        let args: Vec<String> = raw
-            .split(|b| *b == 0)
-            .filter(|a| !a.is_empty())
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        let is_rclone = args.first().is_some_and(|a| a.ends_with("rclone"));
-        if !is_rclone
-            || !args.iter().any(|a| a == "mount")
-            || !args.iter().any(|a| a.trim_end_matches('/') == mnt)
-        {
-            continue;
-        }
-        let mut it = args.iter();
-        while let Some(a) = it.next() {
-            if a == "--vfs-cache-mode" {
-                return it.next().cloned();
-            }
-            if let Some(v) = a.strip_prefix("--vfs-cache-mode=") {
-                return Some(v.to_string());
-            }
-        }
-        return Some("off".into());
-    }
-    None
-}
-
-fn verdict(path: &Path, prefixes: &[PathBuf]) -> String {
+fn verdict(path: &Path, prefixes: &[PathBuf], always: bool) -> String {
     let shown = path.display();
     let abs = if path.is_absolute() {
         path.to_path_buf()
@@ -157,7 +117,8 @@ fn verdict(path: &Path, prefixes: &[PathBuf]) -> String {
             _ => normalize(&abs),
         }
     });
-    let (fs, passed) = fs_type(&real);
+    let st = storage(&real);
+    let (fs, passed) = (st.shown.as_str(), st.passed);
     let Some(prefix) = prefixes.iter().find(|p| real.starts_with(p)) else {
         return format!(
             "{shown}: not accelerated: {} is not under a CONVEYOR_PATHS entry (filesystem {fs})",
@@ -167,6 +128,13 @@ fn verdict(path: &Path, prefixes: &[PathBuf]) -> String {
     if passed {
         return format!(
             "{shown}: not accelerated: the filesystem cannot take it (under {}; filesystem {fs})",
+            prefix.display()
+        );
+    }
+    if st.local && !always {
+        return format!(
+            "{shown}: not accelerated in the default mode, which leaves fast local storage to \
+the kernel (under {}; filesystem {fs}); CONVEYOR_MODE=always accelerates it",
             prefix.display()
         );
     }
@@ -283,8 +251,10 @@ pub fn doctor(paths: &[PathBuf], targets: &[PathBuf]) -> ExitCode {
         println!("CONVEYOR_PATHS is not set (and no --path given): nothing is accelerated");
     }
     let prefixes = prefixes(&selected);
+    let always = lookup("CONVEYOR_MODE")
+        .is_some_and(|(v, _)| v.to_string_lossy().trim().eq_ignore_ascii_case("always"));
     for t in targets {
-        println!("{}", verdict(t, &prefixes));
+        println!("{}", verdict(t, &prefixes, always));
     }
     if usable && !bad {
         ExitCode::SUCCESS

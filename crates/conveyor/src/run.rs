@@ -235,6 +235,9 @@ pub fn run(a: RunArgs) -> ExitCode {
         }
         set.push(("CONVEYOR_PATHS", joined, Origin::Option("--path")));
     }
+    if let Some(m) = &a.mode {
+        set.push(("CONVEYOR_MODE", m.into(), Origin::Option("--mode")));
+    }
     if let Some(l) = &a.log {
         set.push(("CONVEYOR_LOG", l.into(), Origin::Option("--log")));
     }

@@ -39,6 +39,7 @@ pub struct Verdict {
 pub const KNOWN: &[&str] = &[
     "CONVEYOR_PATHS",
     "CONVEYOR_DISABLE",
+    "CONVEYOR_MODE",
     "CONVEYOR_STATS",
     "CONVEYOR_LOG",
     "CONVEYOR_LOG_FILE",
@@ -168,6 +169,40 @@ pub fn check(lookup: &Lookup<'_>) -> Vec<Verdict> {
         },
         value: disable,
         problem: None,
+        notes: Vec::new(),
+    });
+
+    let mode = get("CONVEYOR_MODE").filter(|(s, _)| !s.trim().is_empty());
+    let (meaning, problem) = match mode.as_ref().map(|(s, _)| s.trim().to_ascii_lowercase()) {
+        None => (
+            "auto (default): selected files are accelerated except on fast local storage \
+(tmpfs, ext4, xfs, btrfs...), which the kernel's page cache already serves"
+                .into(),
+            None,
+        ),
+        Some(m) if m == "auto" => (
+            "selected files are accelerated except on fast local storage".into(),
+            None,
+        ),
+        Some(m) if m == "always" => (
+            "every selected file is accelerated, local storage included".into(),
+            None,
+        ),
+        Some(m) if m == "off" => ("the shim loads and manages nothing".into(), None),
+        Some(_) => (
+            String::new(),
+            Some(format!(
+                "CONVEYOR_MODE: {:?} is not a mode (expected auto, always or off); the shim \
+would pass everything through",
+                mode.as_ref().map_or("", |(s, _)| s.as_str())
+            )),
+        ),
+    };
+    out.push(Verdict {
+        name: "CONVEYOR_MODE",
+        meaning,
+        value: mode,
+        problem,
         notes: Vec::new(),
     });
 

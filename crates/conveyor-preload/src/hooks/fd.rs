@@ -49,6 +49,9 @@ pub unsafe extern "C" fn dup(fd: c_int) -> c_int {
 /// As for `dup2(2)`.
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
+    if old != new {
+        ops::before_replace(new);
+    }
     // SAFETY: the caller's arguments.
     let r = unsafe { real::dup2(old, new) };
     if old == new {
@@ -61,6 +64,7 @@ pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
 /// As for `dup3(2)`.
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
+    ops::before_replace(new);
     // SAFETY: the caller's arguments.
     let r = unsafe { real::dup3(old, new, flags) };
     ops::duplicated(old, r, "dup3")

@@ -83,7 +83,7 @@ macro_rules! truncate_hook {
         #[cfg_attr(not(test), no_mangle)]
         pub unsafe extern "C" fn $name(path: *const c_char, len: $off) -> c_int {
             // SAFETY: the caller's path; the real stat only reads it.
-            let key = unsafe { crate::ops::open::before(libc::AT_FDCWD, path, libc::O_TRUNC) };
+            let key = unsafe { crate::ops::open::truncating(libc::AT_FDCWD, path, libc::O_TRUNC) };
             // SAFETY: the caller's arguments.
             let r = unsafe { real::$name(path, len) };
             meta::after_path_change(key);

@@ -57,7 +57,7 @@ pub fn close(fd: c_int) -> c_int {
         return unsafe { real::close(fd) };
     };
     counts::hit("close");
-    let settled = guard::settle(|i| settle(d, i));
+    let settled = guard::settle(|i| crate::backend::lend(fd, || settle(d, i)));
     // SAFETY: closing the program's own descriptor, as it asked.
     let r = unsafe { real::close(fd) };
     let saved = real::errno();
@@ -83,9 +83,24 @@ pub fn close_range(name: &'static str, first: c_uint, last: c_uint) {
             counts::hit(name);
             fdtable::remove(fd);
             guard::quietly(|i| {
-                let _ = settle(d, i);
+                let _ = crate::backend::lend(fd, || settle(d, i));
             });
         }
+    }
+}
+
+/// Before `dup2`/`dup3` onto `new`, which the kernel then closes silently:
+/// a managed description there that works through `new` itself takes its
+/// private duplicate first (it is settled after the call).
+pub fn before_replace(new: c_int) {
+    if let Some(d) = fdtable::get(new) {
+        guard::quietly(|i| {
+            if d.backend.take() < 0 {
+                // No duplicate could be had: what is pending goes through
+                // `new` now, before the number changes.
+                let _ = crate::backend::lend(new, || d.handle(i).flush());
+            }
+        });
     }
 }
 
@@ -174,6 +189,11 @@ pub fn duplicated(old: c_int, new: c_int, name: &'static str) -> c_int {
     let replaced = match &d {
         Some(d) => {
             counts::hit(name);
+            // Two of the program's descriptors now share the description:
+            // `old` may close while `new` lives on.
+            guard::quietly(|_| {
+                d.backend.take();
+            });
             fdtable::insert(new, Arc::clone(d))
         }
         None => fdtable::remove(new),

@@ -63,7 +63,7 @@ fn on_fd<R: Failure>(
     counts::hit(name);
     guard::run(pass, |inside| {
         exposed_before(fd, &d, inside)?;
-        let r = op(&d, inside);
+        let r = crate::backend::lend(fd, || op(&d, inside));
         exposed_after(fd, &d, inside);
         r
     })
@@ -81,7 +81,7 @@ fn before_fd<R: Failure>(
 ) -> R {
     if let Some(d) = fdtable::get(fd) {
         counts::hit(name);
-        if let Err(e) = guard::settle(|inside| op(&d, inside)) {
+        if let Err(e) = guard::settle(|inside| crate::backend::lend(fd, || op(&d, inside))) {
             real::set_errno(e.0);
             return R::failure();
         }

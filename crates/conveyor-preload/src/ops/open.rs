@@ -5,18 +5,44 @@ use crate::backend::RawBackend;
 use crate::desc::Desc;
 use crate::guard::Inside;
 use crate::identity::{attrs_of, fd_key, fd_path, fstat, is_regular};
+use crate::settings::Mode;
 use crate::state::Shim;
 use crate::{counts, fdtable, guard, passthrough, policy, real, registry, state};
-use conveyor_engine::{FileKey, Mode};
+use conveyor_engine::FileKey;
 use libc::{c_char, c_int};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What [`before`] hands to [`after`] across the real open.
+pub struct Opening {
+    // The file an `O_TRUNC` open truncates, its pending data written first.
+    truncated: Option<FileKey>,
+    // When the real open started: how long storage takes to answer an
+    // open is the measured half of the fast-storage decision (`fskind`).
+    started: Instant,
+}
 
 /// Before an open: an `O_TRUNC` open of a file with pending data here
-/// waits for that data, so the truncation lands after it.
+/// waits for that data, so the truncation lands after it; the real open
+/// is timed from here.
 ///
 /// # Safety
 /// `path` is a NUL-terminated string or null, as the caller's open needs.
-pub unsafe fn before(dirfd: c_int, path: *const c_char, flags: c_int) -> Option<FileKey> {
+pub unsafe fn before(dirfd: c_int, path: *const c_char, flags: c_int) -> Opening {
+    // SAFETY: the caller's contract.
+    let truncated = unsafe { truncating(dirfd, path, flags) };
+    Opening {
+        truncated,
+        started: Instant::now(),
+    }
+}
+
+/// Before a path is truncated (`flags` has `O_TRUNC`): the file, if this
+/// process has pending data for it, which is written first.
+///
+/// # Safety
+/// `path` is a NUL-terminated string or null.
+pub unsafe fn truncating(dirfd: c_int, path: *const c_char, flags: c_int) -> Option<FileKey> {
     if flags & libc::O_TRUNC == 0 || path.is_null() {
         return None;
     }
@@ -34,18 +60,19 @@ pub unsafe fn before(dirfd: c_int, path: *const c_char, flags: c_int) -> Option<
 
 /// After an open returned `fd`: forget whatever stale entry had that
 /// number, and manage the new descriptor if policy says so.
-pub fn after(name: &'static str, fd: c_int, flags: c_int, truncated: Option<FileKey>) -> c_int {
+pub fn after(name: &'static str, fd: c_int, flags: c_int, opening: Opening) -> c_int {
+    let took = opening.started.elapsed();
     if fd < 0 {
         return fd;
     }
     fdtable::remove(fd);
-    after_path_change(truncated);
+    after_path_change(opening.truncated);
     let Some(shim) = state::get() else { return fd };
     if guard::inside() {
         return fd;
     }
     guard::quietly(|i| {
-        if let Some(d) = manage(shim, fd, flags, i) {
+        if let Some(d) = manage(shim, fd, flags, took, i) {
             counts::hit(name);
             fdtable::insert(fd, d);
             // From now on a fatal signal has data to write first, and
@@ -78,7 +105,7 @@ fn passed_open(shim: &Shim, fd: c_int, flags: c_int) -> Option<FileKey> {
         return None;
     }
     let st = fstat(fd).filter(|st| is_regular(st.st_mode))?;
-    let kind = crate::fskind::learn(st.st_dev);
+    let kind = crate::fskind::learn(st.st_dev, None).kind;
     if !forced && !kind.readers_pass {
         return None;
     }
@@ -90,7 +117,13 @@ fn passed_open(shim: &Shim, fd: c_int, flags: c_int) -> Option<FileKey> {
 
 /// The managed description for a descriptor the program just opened with
 /// `flags`, or `None` if it is not to be managed.
-fn manage(shim: &Shim, fd: c_int, flags: c_int, inside: &Inside) -> Option<Arc<Desc>> {
+fn manage(
+    shim: &Shim,
+    fd: c_int,
+    flags: c_int,
+    took: Duration,
+    inside: &Inside,
+) -> Option<Arc<Desc>> {
     // The same rules as `admit`, cheapest first: no system call for a
     // flag, no path lookup for a pipe or socket.
     if flags & policy::PASS_FLAGS != 0 || passthrough::everything() {
@@ -107,8 +140,15 @@ fn manage(shim: &Shim, fd: c_int, flags: c_int, inside: &Inside) -> Option<Arc<D
     if policy::admit(flags, st.st_mode, &path, &shim.paths) != policy::Admit::Manage {
         return None;
     }
-    let kind = crate::fskind::learn(st.st_dev);
+    let dev = crate::fskind::learn(st.st_dev, Some(took));
+    let kind = dev.kind;
     if kind.pass_through || kind.readers_pass && flags & libc::O_ACCMODE != libc::O_WRONLY {
+        return None;
+    }
+    if dev.fast && shim.mode == Mode::Auto {
+        // The kernel serves this storage at memory speed: the shim stays
+        // out of the way (and, the decision being made once per device
+        // before any file of it is managed, no file of it is managed).
         return None;
     }
     let single = kind.single_handle;
@@ -117,7 +157,7 @@ fn manage(shim: &Shim, fd: c_int, flags: c_int, inside: &Inside) -> Option<Arc<D
         return None;
     }
     let acc = flags & libc::O_ACCMODE;
-    let mode = Mode {
+    let mode = conveyor_engine::Mode {
         read: acc == libc::O_RDONLY || acc == libc::O_RDWR,
         write: acc == libc::O_WRONLY || acc == libc::O_RDWR,
         append: flags & libc::O_APPEND != 0,
@@ -125,9 +165,19 @@ fn manage(shim: &Shim, fd: c_int, flags: c_int, inside: &Inside) -> Option<Arc<D
     let name = String::from_utf8_lossy(&path);
     let engine = shim.engine(inside);
     if !single {
-        // The file's only description: a duplicate of the program's
-        // descriptor costs the filesystem no open and no release.
-        if let Some(dup) = RawBackend::dup_of(fd, flags).map(Arc::new) {
+        // The file's only description: the program's own descriptor (a
+        // duplicate of it once a worker needs one) costs the filesystem no
+        // open, no release and no flush.
+        // Descriptors 0-2 are reachable by code no hook sees (glibc's
+        // `daemon` replaces them with its own `dup2`): a duplicate keeps
+        // their description, and its pending data, whatever happens to
+        // the number.
+        let own = if fd <= policy::LAST_STD_FD {
+            RawBackend::dup_of(fd, flags)
+        } else {
+            RawBackend::lent(fd, flags, &st)
+        };
+        if let Some(dup) = own.map(Arc::new) {
             if let Some(handle) = engine.open_alone(key, &name, dup.clone(), mode) {
                 tracing::info!("managing {name} (fd {fd})");
                 handle.observe(attrs_of!(st));

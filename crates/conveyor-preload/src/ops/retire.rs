@@ -40,7 +40,12 @@ pub fn hold_for_fork() -> MutexGuard<'static, Vec<Retired>> {
 /// `d` was managed under `fd` and now passes through: keep its private
 /// descriptors open while the program may hold locks through `fd`.
 pub fn retire(fd: c_int, d: Arc<Desc>) {
-    let Some(key) = fstat(d.backend.fd()).and_then(|st| fd_key(d.backend.fd(), &st)) else {
+    // A backend that works through the program's own descriptor has
+    // nothing of its own to keep open.
+    let Some(own) = d.backend.taken() else {
+        return;
+    };
+    let Some(key) = fstat(own).and_then(|st| fd_key(own, &st)) else {
         return;
     };
     d.backend.retain();
