@@ -19,20 +19,21 @@
 //! | `passthrough` | files, or the whole process, passed through for good |
 //! | `registry` | the private descriptors of each file, shared by its descriptions and closed with the last one |
 //! | `identity` | stat helpers and file identity (device and inode, or path where inode numbers are made up) |
-//! | `fskind` | what the shim learns of each filesystem from `/proc/self/mountinfo` (s3fs and rclone take no second handle; rclone makes inode numbers up, so its files are keyed by path) |
+//! | `fskind` | what the shim learns of each filesystem from `/proc/self/mountinfo`, by the rules of the `conveyor-fskind` crate (fast local storage, left to the kernel in the default mode; s3fs and rclone take no second handle; rclone makes inode numbers up, so its files are keyed by path) |
 //! | `fdtable` | fd -> managed description (`desc::Desc`): a flat array of atomic pointers in 1,024-entry chunks allocated on first use; an unmanaged fd costs two atomic loads, no lock, no allocation, no system call |
 //! | `desc` | a managed open file description: the engine handle (reached only inside the guard), its private backend, whether code without hooks can reach it |
 //! | `state` | the shim's state: the engine (a new one in a forked child), reached only inside the guard, and the selected paths |
 //! | `settings` | settings from the environment, parsed once in the constructor |
 //! | `guard` | the re-entry guard and its token (`guard::Inside`: the engine is reached only with one), errno saved and restored, panics turned into `EIO`; `guard::deferred` runs what was held back as a thread leaves the shim (the program's signal handlers); `guard::spawn_thread` starts every shim thread with signals blocked |
-//! | `backend` | the engine's storage: real libc calls on private `O_CLOEXEC` descriptors at high numbers |
+//! | `backend` | the engine's storage: real libc calls on private `O_CLOEXEC` descriptors at high numbers, or on the program's own descriptor in the program's calls on it until a worker needs one (`backend::lend`) |
 //! | `real` | every real function resolved with `dlsym(RTLD_NEXT)` in the constructor (`dlvsym` for `__fxstat`-era names); a missing one fails with `ENOSYS` |
 //! | `log` | the `tracing` subscriber: one line per event in a fixed buffer, written with the real `write` to the shim's copy of stderr or `CONVEYOR_LOG_FILE`; per-call-site rate limit |
 //!
 //! **What is managed.** A regular file whose path, as the kernel resolved it
 //! (`/proc/self/fd/N` after the real open: symlinks, `..`, relative paths and
 //! `openat` dirfds included), lies under a `CONVEYOR_PATHS` entry, opened
-//! without `O_PATH`, `O_DIRECT`, `O_SYNC` or `O_DSYNC`. Entries are
+//! without `O_PATH`, `O_DIRECT`, `O_SYNC` or `O_DSYNC`, and, in the default
+//! mode (`CONVEYOR_MODE=auto`), not on fast local storage (`fskind`). Entries are
 //! canonicalised at start; a relative entry is ignored with a message, a
 //! missing one is kept (files created under it later are managed) with a
 //! message. A bad size or log level in any `CONVEYOR_*` variable is reported
