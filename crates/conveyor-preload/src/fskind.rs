@@ -46,6 +46,16 @@ pub fn known(dev: u64) -> Kind {
         .unwrap_or_default()
 }
 
+/// True if device `dev` was seen and found fast local storage (no mount
+/// table read when it was not seen yet).
+pub fn known_fast(dev: u64) -> bool {
+    DEVICES
+        .lock()
+        .ok()
+        .and_then(|v| v.iter().find(|(d, _)| *d == dev).map(|(_, k)| k.fast))
+        .unwrap_or(false)
+}
+
 /// Device `dev` as first seen, reading the mount table the first time;
 /// `opened_in` is how long the open that brought it here took (the
 /// measured half of the fast-storage decision). Called inside the

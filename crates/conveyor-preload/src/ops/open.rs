@@ -136,6 +136,10 @@ fn manage(
     if !is_regular(st.st_mode) {
         return None;
     }
+    if shim.mode == Mode::Auto && crate::fskind::known_fast(st.st_dev) {
+        // Decided already for this device: no path lookup either.
+        return None;
+    }
     let path = fd_path(fd)?;
     if policy::admit(flags, st.st_mode, &path, &shim.paths) != policy::Admit::Manage {
         return None;
