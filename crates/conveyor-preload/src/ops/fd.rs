@@ -184,7 +184,7 @@ pub fn duplicated(old: c_int, new: c_int, name: &'static str) -> c_int {
         // A standard stream's number: stdio and shell builtins will write
         // and read it where no hook sees them (bash's `{ echo; } > f`), at
         // the kernel's offset, from now on.
-        guard::quietly(|i| super::expose(old, d, i));
+        guard::quietly(|i| crate::backend::lend(old, || super::expose(old, d, i)));
     }
     let replaced = match &d {
         Some(d) => {

@@ -200,7 +200,9 @@ pub fn before_meta_fd(name: &'static str, fd: c_int) {
     guard::quietly(|i| {
         let engine = shim.engine(i);
         if let Some(d) = d {
-            return settle_file(name, engine, d.key);
+            // The program's call on `fd` is running: its data can go
+            // through `fd` itself.
+            return crate::backend::lend(fd, || settle_file(name, engine, d.key));
         }
         // Another descriptor of a managed file (O_PATH, say): only when
         // data is waiting anywhere, so a program writing nothing pays nothing.

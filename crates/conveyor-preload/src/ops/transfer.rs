@@ -17,7 +17,7 @@ fn prepare(name: &'static str, fd: c_int, inside: &Inside) {
     if let Some(d) = fdtable::get(fd) {
         counts::hit(name);
         sync_kernel_offset(fd, &d, inside);
-        let _ = d.handle(inside).flush();
+        let _ = crate::backend::lend(fd, || d.handle(inside).flush());
     }
 }
 
@@ -90,7 +90,7 @@ pub fn pass_through_fd(name: &'static str, fd: c_int) {
     if fdtable::is_managed(fd) {
         counts::hit(name);
         guard::quietly(|i| {
-            let _ = pass_through_file_of(fd, i);
+            let _ = crate::backend::lend(fd, || pass_through_file_of(fd, i));
         });
     }
 }
