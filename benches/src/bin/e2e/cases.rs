@@ -282,7 +282,16 @@ pub struct Prepared {
     pub prog: String,
     /// Arguments.
     pub args: Vec<String>,
+    // The output, checked through the backing directory ...
     out: PathBuf,
+    // ... and removed through the mount. conveyor-slowfs names a file by
+    // its backing inode number; a file removed behind the kernel's back
+    // stays cached under that number, and the backing filesystem hands
+    // the number to a new file, which then shows the old one's cached
+    // pages and directory entries (a build failed on "No such file" and
+    // on objects holding another file's code). Removed through the
+    // mount, the kernel drops the file with it.
+    out_seen: PathBuf,
 }
 
 fn s(p: &Path) -> String {
@@ -358,6 +367,7 @@ impl Case {
             prog: prog.into(),
             args,
             out: t.raw.join(name),
+            out_seen: t.data.join(name),
         })
     }
 
@@ -409,9 +419,9 @@ impl Case {
             Case::PythonLog => want("log bytes", size(&p.out), log_bytes(z.log_lines)),
         };
         if p.out.is_dir() {
-            let _ = std::fs::remove_dir_all(&p.out);
+            let _ = std::fs::remove_dir_all(&p.out_seen);
         } else {
-            let _ = std::fs::remove_file(&p.out);
+            let _ = std::fs::remove_file(&p.out_seen);
         }
         r
     }
