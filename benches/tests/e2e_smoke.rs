@@ -76,6 +76,9 @@ fn quick_run_covers_every_case_and_coalesces_writes() {
         "tar_extract",
         "sqlite_insert",
         "python_log",
+        "make_c",
+        "git_checkout",
+        "postmark",
     ];
     for t in targets {
         for c in cases {

@@ -20,6 +20,7 @@ mod cases;
 mod json;
 mod machine;
 mod plot;
+mod projects;
 mod report;
 mod results;
 mod run;
@@ -42,22 +43,30 @@ fn fail(msg: &str) -> ! {
 }
 
 fn need_tools(a: &Args) {
-    let mut tools = vec!["dd", "fio", "tar", "sqlite3"];
+    let mut tools: Vec<(&str, &str)> = Vec::new();
+    for c in &a.cases {
+        tools.extend(c.programs());
+    }
     if a.modes
         .iter()
         .any(|m| matches!(m, Mode::Page | Mode::Direct))
     {
-        tools.push("fusermount3");
+        tools.push(("fusermount3", "fuse3"));
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
-    let missing: Vec<&str> = tools
+    let mut missing: Vec<(&str, &str)> = tools
         .into_iter()
-        .filter(|t| !std::env::split_paths(&path).any(|d| d.join(t).exists()))
+        .filter(|(t, _)| !std::env::split_paths(&path).any(|d| d.join(t).exists()))
         .collect();
+    missing.sort();
+    missing.dedup();
     if !missing.is_empty() {
+        let progs: Vec<&str> = missing.iter().map(|m| m.0).collect();
+        let pkgs: Vec<&str> = missing.iter().map(|m| m.1).collect();
         fail(&format!(
-            "missing programs: {} (Debian: apt-get install fio sqlite3 fuse3 eatmydata)",
-            missing.join(", ")
+            "missing programs: {} (Debian: apt-get install {})",
+            progs.join(", "),
+            pkgs.join(" ")
         ));
     }
 }
@@ -87,14 +96,14 @@ fn one_run(t: &Target, inp: &Inputs, pre: &Preloads, c: Case, v: Variant, rep: u
     let res = (|| {
         let p = c.prepare(t, inp, &name)?;
         let before = t.counters();
-        let secs = run::timed(&p, v, pre, &t.data);
+        let ran = run::timed(&p, v, pre, &t.data);
         let after = t.counters();
         if let (Some(b), Some(a)) = (before, after) {
             rec.requests = Some(Requests::between(&b, &a));
         }
-        let secs = secs?;
-        c.check(inp, &p)?;
-        Ok::<f64, String>(secs)
+        let ran = ran?;
+        c.check(inp, &p, &ran.stdout, &ran.stderr)?;
+        Ok::<f64, String>(ran.secs)
     })();
     match res {
         Ok(s) => rec.secs = Some(s),
@@ -115,6 +124,7 @@ fn run_target(t: &Target, a: &Args, inp: &Inputs, pre: &Preloads) -> TargetResul
         label: t.label(),
         reps,
         runs: Vec::new(),
+        skipped: Vec::new(),
     };
     let cases: Vec<Case> = a
         .cases
@@ -122,6 +132,11 @@ fn run_target(t: &Target, a: &Args, inp: &Inputs, pre: &Preloads) -> TargetResul
         .copied()
         .filter(|c| c.applies(t.mode))
         .collect();
+    for &c in &a.cases {
+        if let Some(why) = c.skipped(t.mode) {
+            res.skipped.push((c, why));
+        }
+    }
     for rep in 0..reps {
         for &c in &cases {
             for v in variants(c, rep, pre) {
@@ -191,7 +206,7 @@ fn main() {
         std::fs::create_dir_all(d).unwrap_or_else(|e| fail(&format!("{}: {e}", d.display())));
     }
     let started = Instant::now();
-    let inputs = Inputs::make(&work, &a.sizes).unwrap_or_else(|e| fail(&e));
+    let inputs = Inputs::make(&work, &a.sizes, &a.cases).unwrap_or_else(|e| fail(&e));
     let mut res = Results {
         command: a.command.clone(),
         machine: machine::describe(&inputs.python),

@@ -35,6 +35,8 @@ pub struct TargetResult {
     pub reps: usize,
     /// Every run, in the order made.
     pub runs: Vec<RunRecord>,
+    /// Cases asked for that do not run here, and why.
+    pub skipped: Vec<(Case, &'static str)>,
 }
 
 /// The whole benchmark.
