@@ -8,6 +8,8 @@
 # Results: benches/results/{results.md,results.json,speedup.svg}
 # (target/e2e-quick/ with --quick). About 30 minutes on 2 cores before
 # the make, git and postmark cases were added; --quick about 2.5 minutes.
+# --busy [N] runs N (default 2) CPU-bound processes beside it, to measure
+# on a machine that is not idle.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()

@@ -106,12 +106,13 @@ pub fn render(r: &Results) -> String {
         Some(u) => u.json(),
     };
     format!(
-        "{{\n  \"schema\": \"conveyor-e2e/1\",\n  \"command\": {},\n  \"elapsed_secs\": {:.1},\n  \"machine\": {{{}}},\n  \
+        "{{\n  \"schema\": \"conveyor-e2e/1\",\n  \"command\": {},\n  \"elapsed_secs\": {:.1},\n  \"busy\": {},\n  \"machine\": {{{}}},\n  \
          \"sizes\": {{\"dd_mib\": {}, \"fio_ios\": {}, \"fio_mib\": {}, \"tar_files\": {}, \"sqlite_txns\": {}, \"log_lines\": {}, \
          \"make_units\": {}, \"git_files\": {}, \"postmark_files\": {}, \"postmark_txns\": {}}},\n  \
          \"unmanaged\": {},\n  \"targets\": [\n{}\n  ]\n}}\n",
         esc(&r.command),
         r.elapsed_secs,
+        r.busy,
         machine.join(", "),
         z.dd_mib,
         z.fio_ios,

@@ -13,9 +13,11 @@
 //! Build first (`cargo build --release`), then
 //! `cargo run --release -p conveyor-bench --bin e2e -- [--quick] [--reps N]
 //! [--slow-reps N] [--latencies 0,0.2,1,5] [--modes page,direct,tmpfs]
-//! [--cases NAME,...] [--out DIR] [--work DIR] [--no-unmanaged]`.
+//! [--cases NAME,...] [--out DIR] [--work DIR] [--no-unmanaged]
+//! [--busy [N]]`.
 
 mod args;
+mod busy;
 mod cases;
 mod json;
 mod machine;
@@ -39,6 +41,8 @@ const SLOW_MS: f64 = 2.0;
 
 fn fail(msg: &str) -> ! {
     eprintln!("e2e: {msg}");
+    // process::exit runs no destructors: the busy processes go here.
+    busy::stop();
     std::process::exit(1);
 }
 
@@ -180,7 +184,7 @@ fn write_out(r: &Results, out: &Path) {
 }
 
 fn main() {
-    if conveyor_bench::unmanaged::child_if_asked() {
+    if busy::child_if_asked() || conveyor_bench::unmanaged::child_if_asked() {
         return;
     }
     let a = args::parse();
@@ -207,10 +211,15 @@ fn main() {
     }
     let started = Instant::now();
     let inputs = Inputs::make(&work, &a.sizes, &a.cases).unwrap_or_else(|e| fail(&e));
+    // Started after the inputs (a reference build need not compete) and
+    // before the first measurement; stopped after the last one, or by
+    // fail() or the signal handler.
+    let busy = busy::start(&me, a.busy).unwrap_or_else(|e| fail(&e));
     let mut res = Results {
         command: a.command.clone(),
         machine: machine::describe(&inputs.python),
         sizes: a.sizes.clone(),
+        busy: busy.count,
         targets: Vec::new(),
         unmanaged: None,
         elapsed_secs: 0.0,
@@ -246,6 +255,7 @@ fn main() {
             Err(e) => eprintln!("e2e: unmanaged-descriptor measurement failed: {e}"),
         }
     }
+    drop(busy);
     res.machine
         .push(("load average at end".into(), machine::load()));
     res.elapsed_secs = started.elapsed().as_secs_f64();

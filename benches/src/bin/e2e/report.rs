@@ -272,6 +272,14 @@ pub fn render(r: &Results) -> String {
     for (k, val) in &r.machine {
         let _ = writeln!(o, "- {k}: {val}");
     }
+    let _ = writeln!(
+        o,
+        "- CPU-bound processes running beside the benchmark (`--busy`): {}",
+        match r.busy {
+            0 => "none".to_string(),
+            n => n.to_string(),
+        }
+    );
     let _ = writeln!(o, "- whole run: {:.0} s\n", r.elapsed_secs);
     let _ = writeln!(
         o,

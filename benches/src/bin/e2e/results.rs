@@ -47,6 +47,8 @@ pub struct Results {
     pub machine: Vec<(String, String)>,
     /// Workload sizes.
     pub sizes: Sizes,
+    /// CPU-bound processes that ran beside the benchmark (`--busy`).
+    pub busy: usize,
     /// Per target.
     pub targets: Vec<TargetResult>,
     /// The cost added to an unmanaged descriptor.
