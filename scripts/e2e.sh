@@ -3,15 +3,18 @@
 # (several latencies, page cache and direct I/O) and on tmpfs, with and
 # without the shim (and libeatmydata as a peer), alternating, with medians
 # and ratios. Installs what it runs when missing (Debian: fio, sqlite3,
-# fuse3, eatmydata, valgrind), builds, then runs
+# fuse3, eatmydata, valgrind, make, gcc, git, postmark), builds, then runs
 #   cargo run --release -p conveyor-bench --bin e2e -- "$@"
 # Results: benches/results/{results.md,results.json,speedup.svg}
-# (target/e2e-quick/ with --quick). About 30 minutes on 2 cores; --quick
-# about one minute.
+# (target/e2e-quick/ with --quick). About 30 minutes on 2 cores before
+# the make, git and postmark cases were added; --quick about 2.5 minutes.
+# --busy [N] runs N (default 2) CPU-bound processes beside it, to measure
+# on a machine that is not idle.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
-for tool in fusermount3:fuse3 fio:fio sqlite3:sqlite3 eatmydata:eatmydata valgrind:valgrind python3:python3; do
+for tool in fusermount3:fuse3 fio:fio sqlite3:sqlite3 eatmydata:eatmydata valgrind:valgrind python3:python3 \
+    make:make cc:gcc git:git postmark:postmark; do
     command -v "${tool%%:*}" >/dev/null || need+=("${tool#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -25,12 +25,14 @@ pub struct Args {
     pub work: Option<PathBuf>,
     /// Skip the unmanaged-descriptor measurement.
     pub no_unmanaged: bool,
+    /// CPU-bound processes to run beside the whole benchmark.
+    pub busy: usize,
     /// The command line, for the results.
     pub command: String,
 }
 
 const USAGE: &str = "usage: e2e [--quick] [--reps N] [--slow-reps N] [--latencies 0,0.2,1,5] \
-[--modes page,direct,tmpfs,sshfs,rclone-off,rclone-writes,s3fs] [--cases NAME,...] [--out DIR] [--work DIR] [--no-unmanaged]";
+[--modes page,direct,tmpfs,sshfs,rclone-off,rclone-writes,s3fs] [--cases NAME,...] [--out DIR] [--work DIR] [--no-unmanaged] [--busy [N]]";
 
 fn die(msg: &str) -> ! {
     eprintln!("e2e: {msg}\n{USAGE}");
@@ -75,13 +77,25 @@ pub fn parse() -> Args {
         }),
         work: None,
         no_unmanaged: false,
+        busy: 0,
         command: std::iter::once("e2e".to_string())
             .chain(argv.iter().cloned())
             .collect::<Vec<_>>()
             .join(" "),
     };
-    let mut it = argv.into_iter();
+    let mut it = argv.into_iter().peekable();
     while let Some(f) = it.next() {
+        if f == "--busy" {
+            // A bare --busy means both cores of the project's machine.
+            a.busy = match it.peek().and_then(|n| n.parse().ok()) {
+                Some(n) => {
+                    it.next();
+                    n
+                }
+                None => 2,
+            };
+            continue;
+        }
         let mut val = || {
             it.next()
                 .unwrap_or_else(|| die(&format!("{f} needs a value")))

@@ -2,6 +2,7 @@
 //! region), their command lines, and the checks of what they left on
 //! storage.
 
+use crate::projects::{GitRepo, MakeProject, Postmark, GIT_ENV};
 use crate::target::Mode;
 use crate::target::Target;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,14 @@ pub struct Sizes {
     pub sqlite_txns: usize,
     /// Lines the python3 logger writes.
     pub log_lines: usize,
+    /// C files (besides main.c) in the project make builds.
+    pub make_units: usize,
+    /// Files git checks out.
+    pub git_files: usize,
+    /// Files postmark starts with.
+    pub postmark_files: usize,
+    /// postmark's transactions.
+    pub postmark_txns: usize,
 }
 
 impl Sizes {
@@ -34,6 +43,10 @@ impl Sizes {
             tar_files: 2000,
             sqlite_txns: 200,
             log_lines: 5000,
+            make_units: 150,
+            git_files: 3000,
+            postmark_files: 300,
+            postmark_txns: 600,
         }
     }
 
@@ -46,6 +59,10 @@ impl Sizes {
             tar_files: 200,
             sqlite_txns: 20,
             log_lines: 500,
+            make_units: 20,
+            git_files: 300,
+            postmark_files: 50,
+            postmark_txns: 100,
         }
     }
 }
@@ -69,11 +86,17 @@ pub enum Case {
     Sqlite,
     /// python3 writing a log line by line (line-buffered file).
     PythonLog,
+    /// `make -j2` compiling and linking a generated C project.
+    Make,
+    /// `git checkout` of a cloned repository of many small files.
+    GitCheckout,
+    /// postmark: small files created, read, appended and deleted.
+    Postmark,
 }
 
 impl Case {
     /// Every case, in table order.
-    pub const ALL: [Case; 8] = [
+    pub const ALL: [Case; 11] = [
         Case::DdWrite4k,
         Case::DdWrite1m,
         Case::DdRead4k,
@@ -82,6 +105,9 @@ impl Case {
         Case::TarExtract,
         Case::Sqlite,
         Case::PythonLog,
+        Case::Make,
+        Case::GitCheckout,
+        Case::Postmark,
     ];
 
     /// Short name used in results and on the command line.
@@ -95,6 +121,9 @@ impl Case {
             Case::TarExtract => "tar_extract",
             Case::Sqlite => "sqlite_insert",
             Case::PythonLog => "python_log",
+            Case::Make => "make_c",
+            Case::GitCheckout => "git_checkout",
+            Case::Postmark => "postmark",
         }
     }
 
@@ -120,23 +149,72 @@ impl Case {
             Case::TarExtract => format!("tar -x of {} small files", s.tar_files),
             Case::Sqlite => format!("sqlite3, {} inserts, one transaction each", s.sqlite_txns),
             Case::PythonLog => format!("python3 log, {} lines, line-buffered", s.log_lines),
+            Case::Make => format!(
+                "make -j2, {} C files compiled (cc -O0) and linked",
+                s.make_units + 1
+            ),
+            Case::GitCheckout => format!(
+                "git checkout of {} files (after an untimed clone --no-checkout)",
+                s.git_files
+            ),
+            Case::Postmark => format!(
+                "postmark, {} files, {} transactions",
+                s.postmark_files, s.postmark_txns
+            ),
         }
     }
 
-    /// Whether the case runs in `mode`. With direct I/O only reads change
-    /// (FUSE sends every write() to the filesystem in both modes), so that
-    /// mode runs the cases that read.
-    /// rclone without its cache cannot open a file for reading and writing
-    /// nor write out of order, so the cases that need that (fio, sqlite3)
-    /// do not run there, with or without the shim.
-    pub fn applies(self, mode: Mode) -> bool {
-        match mode {
-            Mode::Direct => matches!(self, Case::DdRead4k | Case::FioRandRead | Case::Sqlite),
-            Mode::RcloneOff => {
-                !matches!(self, Case::FioRandRead | Case::FioRandWrite | Case::Sqlite)
-            }
-            _ => true,
+    /// The programs the case runs (checked before the benchmark starts),
+    /// with the Debian package of each.
+    pub fn programs(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Case::DdWrite4k | Case::DdWrite1m | Case::DdRead4k => &[("dd", "coreutils")],
+            Case::FioRandRead | Case::FioRandWrite => &[("fio", "fio")],
+            Case::TarExtract => &[("tar", "tar")],
+            Case::Sqlite => &[("sqlite3", "sqlite3")],
+            Case::PythonLog => &[("python3", "python3")],
+            Case::Make => &[("make", "make"), ("cc", "gcc")],
+            Case::GitCheckout => &[("git", "git")],
+            Case::Postmark => &[("postmark", "postmark")],
         }
+    }
+
+    /// Why the case does not run in `mode`, or None when it does. With
+    /// direct I/O only reads change (FUSE sends every write() to the
+    /// filesystem in both modes), so that mode runs the cases that read.
+    pub fn skipped(self, mode: Mode) -> Option<&'static str> {
+        match mode {
+            Mode::Direct
+                if !matches!(
+                    self,
+                    Case::DdRead4k
+                        | Case::FioRandRead
+                        | Case::Sqlite
+                        | Case::Make
+                        | Case::GitCheckout
+                        | Case::Postmark
+                ) =>
+            {
+                Some("writes only: FUSE sends every write() to the filesystem with or without the page cache, so it would repeat the page-cache table")
+            }
+            Mode::RcloneOff
+                if matches!(self, Case::FioRandRead | Case::FioRandWrite | Case::Sqlite) =>
+            {
+                Some("rclone without its cache cannot open a file for reading and writing nor write out of order")
+            }
+            Mode::RcloneOff if self == Case::Make => Some(
+                "the assembler writes an object file out of order, which rclone without its cache refuses (Illegal seek)",
+            ),
+            Mode::RcloneOff if self == Case::GitCheckout => Some(
+                "git clone fails on rclone without its cache (it cannot lock .git/config: File exists)",
+            ),
+            _ => None,
+        }
+    }
+
+    /// Whether the case runs in `mode`.
+    pub fn applies(self, mode: Mode) -> bool {
+        self.skipped(mode).is_none()
     }
 
     /// Whether libeatmydata (which turns fsync and O_SYNC into no-ops) is
@@ -159,15 +237,22 @@ pub struct Inputs {
     pub logger: PathBuf,
     /// python3 to run (the system one, not a wrapper script).
     pub python: String,
+    /// The C project make builds (when that case runs).
+    pub make: Option<MakeProject>,
+    /// The repository git checks out (when that case runs).
+    pub git: Option<GitRepo>,
+    /// postmark's configuration and reference report (when it runs).
+    pub postmark: Option<Postmark>,
     /// Sizes.
     pub sizes: Sizes,
 }
 
 /// A small deterministic generator, so every run sees the same inputs.
-struct Lcg(u64);
+pub struct Lcg(pub u64);
 
 impl Lcg {
-    fn next(&mut self) -> u64 {
+    /// The next 31 bits.
+    pub fn next(&mut self) -> u64 {
         self.0 = self
             .0
             .wrapping_mul(6364136223846793005)
@@ -180,11 +265,13 @@ impl Lcg {
     }
 }
 
-fn io<T>(r: std::io::Result<T>, what: &Path) -> Result<T, String> {
+/// `r` with the path it concerns in the error.
+pub fn io<T>(r: std::io::Result<T>, what: &Path) -> Result<T, String> {
     r.map_err(|e| format!("{}: {e}", what.display()))
 }
 
-fn status(cmd: &mut Command) -> Result<String, String> {
+/// Runs `cmd` to completion; its stdout, or an error with its stderr.
+pub fn status(cmd: &mut Command) -> Result<String, String> {
     let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
     if !out.status.success() {
         return Err(format!(
@@ -210,8 +297,9 @@ fn log_bytes(lines: usize) -> u64 {
 }
 
 impl Inputs {
-    /// Makes the tarball and scripts under `dir`.
-    pub fn make(dir: &Path, sizes: &Sizes) -> Result<Inputs, String> {
+    /// Makes the tarball and scripts under `dir`, and the projects of the
+    /// cases in `cases` that need one.
+    pub fn make(dir: &Path, sizes: &Sizes, cases: &[Case]) -> Result<Inputs, String> {
         let tree = dir.join("tree");
         let _ = std::fs::remove_dir_all(&tree);
         let mut rng = Lcg(1);
@@ -248,12 +336,29 @@ impl Inputs {
         } else {
             "python3".into()
         };
+        // Made only when their case runs: the reference build and run take
+        // seconds.
+        let make = cases
+            .contains(&Case::Make)
+            .then(|| MakeProject::make(dir, sizes.make_units))
+            .transpose()?;
+        let git = cases
+            .contains(&Case::GitCheckout)
+            .then(|| GitRepo::make(dir, sizes.git_files))
+            .transpose()?;
+        let postmark = cases
+            .contains(&Case::Postmark)
+            .then(|| Postmark::make(dir, sizes.postmark_files, sizes.postmark_txns))
+            .transpose()?;
         Ok(Inputs {
             tarball,
             tar_bytes,
             sql,
             logger,
             python,
+            make,
+            git,
+            postmark,
             sizes: sizes.clone(),
         })
     }
@@ -282,11 +387,27 @@ pub struct Prepared {
     pub prog: String,
     /// Arguments.
     pub args: Vec<String>,
+    /// Environment set for the program on top of the benchmark's own.
+    pub env: Vec<(String, String)>,
+    // The output, checked through the backing directory ...
     out: PathBuf,
+    // ... and removed through the mount. conveyor-slowfs names a file by
+    // its backing inode number; a file removed behind the kernel's back
+    // stays cached under that number, and the backing filesystem hands
+    // the number to a new file, which then shows the old one's cached
+    // pages and directory entries (a build failed on "No such file" and
+    // on objects holding another file's code). Removed through the
+    // mount, the kernel drops the file with it.
+    out_seen: PathBuf,
 }
 
 fn s(p: &Path) -> String {
     p.display().to_string()
+}
+
+fn project<T>(p: &Option<T>) -> Result<&T, String> {
+    p.as_ref()
+        .ok_or_else(|| "the case's inputs were not made".to_string())
 }
 
 impl Case {
@@ -353,17 +474,44 @@ impl Case {
                 inp.python.as_str(),
                 vec![s(&inp.logger), data(name), z.log_lines.to_string()],
             ),
+            Case::Make => (
+                "make",
+                project(&inp.make)?.prepare(&t.raw.join(name), &t.data.join(name))?,
+            ),
+            Case::GitCheckout => (
+                "git",
+                project(&inp.git)?.prepare(&t.raw.join(name), &t.data.join(name))?,
+            ),
+            Case::Postmark => (
+                "postmark",
+                project(&inp.postmark)?.prepare(&t.raw.join(name), &t.data.join(name))?,
+            ),
+        };
+        let env = match self {
+            Case::GitCheckout => GIT_ENV
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            _ => Vec::new(),
         };
         Ok(Prepared {
             prog: prog.into(),
             args,
+            env,
             out: t.raw.join(name),
+            out_seen: t.data.join(name),
         })
     }
 
     /// Checks what the run left on storage (through the backing directory)
-    /// and removes its output.
-    pub fn check(self, inp: &Inputs, p: &Prepared) -> Result<(), String> {
+    /// and what it printed (`stdout`, `stderr`), and removes its output.
+    pub fn check(
+        self,
+        inp: &Inputs,
+        p: &Prepared,
+        stdout: &str,
+        stderr: &str,
+    ) -> Result<(), String> {
         let z = &inp.sizes;
         let size = |f: &Path| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
         let want = |what: &str, got: u64, want: u64| {
@@ -407,11 +555,14 @@ impl Case {
                 want("rows", n.trim().parse().unwrap_or(0), z.sqlite_txns as u64)
             }
             Case::PythonLog => want("log bytes", size(&p.out), log_bytes(z.log_lines)),
+            Case::Make => project(&inp.make)?.check(&p.out),
+            Case::GitCheckout => project(&inp.git)?.check(&p.out),
+            Case::Postmark => project(&inp.postmark)?.check(&p.out, stdout, stderr),
         };
         if p.out.is_dir() {
-            let _ = std::fs::remove_dir_all(&p.out);
+            let _ = std::fs::remove_dir_all(&p.out_seen);
         } else {
-            let _ = std::fs::remove_file(&p.out);
+            let _ = std::fs::remove_file(&p.out_seen);
         }
         r
     }

@@ -76,12 +76,18 @@ fn target(t: &TargetResult) -> String {
             format!("        {}: {{{}}}", esc(c.name()), per.join(", "))
         })
         .collect();
+    let skipped: Vec<String> = t
+        .skipped
+        .iter()
+        .map(|(c, why)| format!("{}: {}", esc(c.name()), esc(why)))
+        .collect();
     format!(
-        "    {{\"mode\": {}, \"latency_ms\": {}, \"label\": {}, \"reps\": {},\n     \"summary\": {{\n{}\n     }},\n     \"runs\": [\n{}\n     ]}}",
+        "    {{\"mode\": {}, \"latency_ms\": {}, \"label\": {}, \"reps\": {},\n     \"skipped\": {{{}}},\n     \"summary\": {{\n{}\n     }},\n     \"runs\": [\n{}\n     ]}}",
         esc(t.mode.name()),
         t.latency_ms,
         esc(&t.label),
         t.reps,
+        skipped.join(", "),
         summary.join(",\n"),
         runs.join(",\n")
     )
@@ -100,11 +106,13 @@ pub fn render(r: &Results) -> String {
         Some(u) => u.json(),
     };
     format!(
-        "{{\n  \"schema\": \"conveyor-e2e/1\",\n  \"command\": {},\n  \"elapsed_secs\": {:.1},\n  \"machine\": {{{}}},\n  \
-         \"sizes\": {{\"dd_mib\": {}, \"fio_ios\": {}, \"fio_mib\": {}, \"tar_files\": {}, \"sqlite_txns\": {}, \"log_lines\": {}}},\n  \
+        "{{\n  \"schema\": \"conveyor-e2e/1\",\n  \"command\": {},\n  \"elapsed_secs\": {:.1},\n  \"busy\": {},\n  \"machine\": {{{}}},\n  \
+         \"sizes\": {{\"dd_mib\": {}, \"fio_ios\": {}, \"fio_mib\": {}, \"tar_files\": {}, \"sqlite_txns\": {}, \"log_lines\": {}, \
+         \"make_units\": {}, \"git_files\": {}, \"postmark_files\": {}, \"postmark_txns\": {}}},\n  \
          \"unmanaged\": {},\n  \"targets\": [\n{}\n  ]\n}}\n",
         esc(&r.command),
         r.elapsed_secs,
+        r.busy,
         machine.join(", "),
         z.dd_mib,
         z.fio_ios,
@@ -112,6 +120,10 @@ pub fn render(r: &Results) -> String {
         z.tar_files,
         z.sqlite_txns,
         z.log_lines,
+        z.make_units,
+        z.git_files,
+        z.postmark_files,
+        z.postmark_txns,
         unmanaged,
         r.targets.iter().map(target).collect::<Vec<_>>().join(",\n")
     )

@@ -47,6 +47,9 @@ pub fn describe(python: &str) -> Vec<(String, String)> {
         ("sqlite3", "--version"),
         (python, "--version"),
         ("valgrind", "--version"),
+        ("make", "--version"),
+        ("cc", "--version"),
+        ("git", "--version"),
     ]
     .iter()
     .map(|(p, a)| first_line(p, a))

@@ -13,13 +13,16 @@
 //! Build first (`cargo build --release`), then
 //! `cargo run --release -p conveyor-bench --bin e2e -- [--quick] [--reps N]
 //! [--slow-reps N] [--latencies 0,0.2,1,5] [--modes page,direct,tmpfs]
-//! [--cases NAME,...] [--out DIR] [--work DIR] [--no-unmanaged]`.
+//! [--cases NAME,...] [--out DIR] [--work DIR] [--no-unmanaged]
+//! [--busy [N]]`.
 
 mod args;
+mod busy;
 mod cases;
 mod json;
 mod machine;
 mod plot;
+mod projects;
 mod report;
 mod results;
 mod run;
@@ -38,26 +41,36 @@ const SLOW_MS: f64 = 2.0;
 
 fn fail(msg: &str) -> ! {
     eprintln!("e2e: {msg}");
+    // process::exit runs no destructors: the busy processes go here.
+    busy::stop();
     std::process::exit(1);
 }
 
 fn need_tools(a: &Args) {
-    let mut tools = vec!["dd", "fio", "tar", "sqlite3"];
+    let mut tools: Vec<(&str, &str)> = Vec::new();
+    for c in &a.cases {
+        tools.extend(c.programs());
+    }
     if a.modes
         .iter()
         .any(|m| matches!(m, Mode::Page | Mode::Direct))
     {
-        tools.push("fusermount3");
+        tools.push(("fusermount3", "fuse3"));
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
-    let missing: Vec<&str> = tools
+    let mut missing: Vec<(&str, &str)> = tools
         .into_iter()
-        .filter(|t| !std::env::split_paths(&path).any(|d| d.join(t).exists()))
+        .filter(|(t, _)| !std::env::split_paths(&path).any(|d| d.join(t).exists()))
         .collect();
+    missing.sort();
+    missing.dedup();
     if !missing.is_empty() {
+        let progs: Vec<&str> = missing.iter().map(|m| m.0).collect();
+        let pkgs: Vec<&str> = missing.iter().map(|m| m.1).collect();
         fail(&format!(
-            "missing programs: {} (Debian: apt-get install fio sqlite3 fuse3 eatmydata)",
-            missing.join(", ")
+            "missing programs: {} (Debian: apt-get install {})",
+            progs.join(", "),
+            pkgs.join(" ")
         ));
     }
 }
@@ -87,14 +100,14 @@ fn one_run(t: &Target, inp: &Inputs, pre: &Preloads, c: Case, v: Variant, rep: u
     let res = (|| {
         let p = c.prepare(t, inp, &name)?;
         let before = t.counters();
-        let secs = run::timed(&p, v, pre, &t.data);
+        let ran = run::timed(&p, v, pre, &t.data);
         let after = t.counters();
         if let (Some(b), Some(a)) = (before, after) {
             rec.requests = Some(Requests::between(&b, &a));
         }
-        let secs = secs?;
-        c.check(inp, &p)?;
-        Ok::<f64, String>(secs)
+        let ran = ran?;
+        c.check(inp, &p, &ran.stdout, &ran.stderr)?;
+        Ok::<f64, String>(ran.secs)
     })();
     match res {
         Ok(s) => rec.secs = Some(s),
@@ -115,6 +128,7 @@ fn run_target(t: &Target, a: &Args, inp: &Inputs, pre: &Preloads) -> TargetResul
         label: t.label(),
         reps,
         runs: Vec::new(),
+        skipped: Vec::new(),
     };
     let cases: Vec<Case> = a
         .cases
@@ -122,6 +136,11 @@ fn run_target(t: &Target, a: &Args, inp: &Inputs, pre: &Preloads) -> TargetResul
         .copied()
         .filter(|c| c.applies(t.mode))
         .collect();
+    for &c in &a.cases {
+        if let Some(why) = c.skipped(t.mode) {
+            res.skipped.push((c, why));
+        }
+    }
     for rep in 0..reps {
         for &c in &cases {
             for v in variants(c, rep, pre) {
@@ -165,7 +184,7 @@ fn write_out(r: &Results, out: &Path) {
 }
 
 fn main() {
-    if conveyor_bench::unmanaged::child_if_asked() {
+    if busy::child_if_asked() || conveyor_bench::unmanaged::child_if_asked() {
         return;
     }
     let a = args::parse();
@@ -191,11 +210,16 @@ fn main() {
         std::fs::create_dir_all(d).unwrap_or_else(|e| fail(&format!("{}: {e}", d.display())));
     }
     let started = Instant::now();
-    let inputs = Inputs::make(&work, &a.sizes).unwrap_or_else(|e| fail(&e));
+    let inputs = Inputs::make(&work, &a.sizes, &a.cases).unwrap_or_else(|e| fail(&e));
+    // Started after the inputs (a reference build need not compete) and
+    // before the first measurement; stopped after the last one, or by
+    // fail() or the signal handler.
+    let busy = busy::start(&me, a.busy).unwrap_or_else(|e| fail(&e));
     let mut res = Results {
         command: a.command.clone(),
         machine: machine::describe(&inputs.python),
         sizes: a.sizes.clone(),
+        busy: busy.count,
         targets: Vec::new(),
         unmanaged: None,
         elapsed_secs: 0.0,
@@ -231,6 +255,7 @@ fn main() {
             Err(e) => eprintln!("e2e: unmanaged-descriptor measurement failed: {e}"),
         }
     }
+    drop(busy);
     res.machine
         .push(("load average at end".into(), machine::load()));
     res.elapsed_secs = started.elapsed().as_secs_f64();

@@ -40,7 +40,10 @@ fn colour(c: Case) -> RGBColor {
         RGBColor(140, 86, 75),
         RGBColor(227, 119, 194),
         RGBColor(23, 190, 207),
-    ][i % 8]
+        RGBColor(127, 127, 127),
+        RGBColor(188, 189, 34),
+        RGBColor(0, 0, 0),
+    ][i % 11]
 }
 
 /// Writes the plot; panels for the modes with latencies measured.

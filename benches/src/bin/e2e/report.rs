@@ -121,6 +121,7 @@ pub fn checks(r: &Results) -> Vec<Check> {
             .min_by(|a, b| a.0.total_cmp(&b.0))
     };
     let all = [Mode::Page, Mode::Direct, Mode::Tmpfs];
+    let small_files = [Case::TarExtract, Case::Make, Case::GitCheckout];
     for (what, cases, modes) in [
         (
             "fio random 4 KiB reads: no slower (within 5%), everywhere",
@@ -130,6 +131,11 @@ pub fn checks(r: &Results) -> Vec<Check> {
         (
             "sqlite3, one fsync per transaction: no slower (within 5%), everywhere",
             &[Case::Sqlite][..],
+            &all[..],
+        ),
+        (
+            "many small files (tar -x, make, git checkout): no slower (within 5%), everywhere",
+            &small_files[..],
             &all[..],
         ),
         (
@@ -145,6 +151,18 @@ pub fn checks(r: &Results) -> Vec<Check> {
                 met: s >= 0.95,
             });
         }
+    }
+    if let Some((s, c)) = r.target(Mode::Page, 1.0).and_then(|t| {
+        small_files
+            .iter()
+            .filter_map(|c| Some((t.speedup(*c, conv)?, *c)))
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+    }) {
+        v.push(Check {
+            what: "many small files at 1 ms (page cache): at least 1.3x faster".into(),
+            measured: format!("worst {} ({})", ratio(s), c.name()),
+            met: s >= 1.3,
+        });
     }
     for t in r.targets.iter().filter(|t| t.mode.is_netfs()) {
         let worst = t
@@ -192,6 +210,29 @@ pub fn checks(r: &Results) -> Vec<Check> {
     v
 }
 
+/// The cases asked for that a storage mode does not run, once per mode.
+fn skipped(out: &mut String, r: &Results) {
+    let mut rows: Vec<(Mode, Case, &str)> = Vec::new();
+    for t in &r.targets {
+        for (c, why) in &t.skipped {
+            if !rows.iter().any(|(m, x, _)| *m == t.mode && x == c) {
+                rows.push((t.mode, *c, why));
+            }
+        }
+    }
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "## Cases not run\n\n| storage | workload | why |\n|---|---|---|"
+    );
+    for (m, c, why) in rows {
+        let _ = writeln!(out, "| {} | {} | {why} |", m.label(), c.name());
+    }
+    out.push('\n');
+}
+
 fn mode_table(out: &mut String, r: &Results, mode: Mode, v: Variant) {
     let lats = r.latencies(mode);
     let ts: Vec<&TargetResult> = lats.iter().filter_map(|l| r.target(mode, *l)).collect();
@@ -231,6 +272,14 @@ pub fn render(r: &Results) -> String {
     for (k, val) in &r.machine {
         let _ = writeln!(o, "- {k}: {val}");
     }
+    let _ = writeln!(
+        o,
+        "- CPU-bound processes running beside the benchmark (`--busy`): {}",
+        match r.busy {
+            0 => "none".to_string(),
+            n => n.to_string(),
+        }
+    );
     let _ = writeln!(o, "- whole run: {:.0} s\n", r.elapsed_secs);
     let _ = writeln!(
         o,
@@ -264,7 +313,11 @@ pub fn render(r: &Results) -> String {
         }
         o.push('\n');
     }
-    for t in r.targets.iter().filter(|t| t.mode.is_netfs()) {
+    for t in r
+        .targets
+        .iter()
+        .filter(|t| t.mode.is_netfs() && !t.cases().is_empty())
+    {
         let _ = writeln!(o, "## {}\n", t.label);
         let _ = writeln!(
             o,
@@ -350,6 +403,7 @@ pub fn render(r: &Results) -> String {
         }
         o.push('\n');
     }
+    skipped(&mut o, r);
     let _ = writeln!(
         o,
         "## Targets (DESIGN.md §4)\n\n| target | measured | |\n|---|---|---|"

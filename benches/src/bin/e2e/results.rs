@@ -35,6 +35,8 @@ pub struct TargetResult {
     pub reps: usize,
     /// Every run, in the order made.
     pub runs: Vec<RunRecord>,
+    /// Cases asked for that do not run here, and why.
+    pub skipped: Vec<(Case, &'static str)>,
 }
 
 /// The whole benchmark.
@@ -45,6 +47,8 @@ pub struct Results {
     pub machine: Vec<(String, String)>,
     /// Workload sizes.
     pub sizes: Sizes,
+    /// CPU-bound processes that ran beside the benchmark (`--busy`).
+    pub busy: usize,
     /// Per target.
     pub targets: Vec<TargetResult>,
     /// The cost added to an unmanaged descriptor.

@@ -64,13 +64,26 @@ impl Preloads {
     }
 }
 
-/// Runs `p` as `v` with `paths` as CONVEYOR_PATHS; returns seconds from
-/// spawn to exit. A failing program is an error (with its stderr).
-pub fn timed(p: &Prepared, v: Variant, pre: &Preloads, paths: &Path) -> Result<f64, String> {
+/// A program's run: its time and what it printed.
+pub struct Ran {
+    /// Seconds from spawn to exit.
+    pub secs: f64,
+    /// Its standard output.
+    pub stdout: String,
+    /// Its standard error.
+    pub stderr: String,
+}
+
+/// Runs `p` as `v` with `paths` as CONVEYOR_PATHS, timed from spawn to
+/// exit. A failing program is an error (with its stderr).
+pub fn timed(p: &Prepared, v: Variant, pre: &Preloads, paths: &Path) -> Result<Ran, String> {
     let mut cmd = Command::new(&p.prog);
+    // Output is captured because some checks read it (postmark's report
+    // is the only record of what it did).
     cmd.args(&p.args)
+        .envs(p.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     for (k, _) in std::env::vars_os() {
         if k == "LD_PRELOAD" || k.to_string_lossy().starts_with("CONVEYOR_") {
@@ -104,5 +117,9 @@ pub fn timed(p: &Prepared, v: Variant, pre: &Preloads, paths: &Path) -> Result<f
             String::from_utf8_lossy(&out.stderr).trim()
         ));
     }
-    Ok(secs)
+    Ok(Ran {
+        secs,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
 }
