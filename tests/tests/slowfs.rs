@@ -286,3 +286,60 @@ os.close(g)
             .all(|b| *b == b'f'));
     }
 }
+
+/// Small files read once to the end, as `cat`, compilers and `make` read
+/// them: under the shim the filesystem gets the same reads (one that
+/// returns the file, one at the end) and the same opens, flushes, getattrs
+/// and releases as without it. With direct I/O, so every read the program
+/// or the shim makes reaches the filesystem; the output is compared byte
+/// for byte.
+#[test]
+fn a_small_file_read_once_costs_no_request_more() {
+    const FILES: usize = 20;
+    let fs = SlowFs::mount(&["--latency-ms", "0", "--direct-io"]);
+    let mut counts = Vec::new();
+    let mut outputs = Vec::new();
+    for (dir, shim) in [("plain", false), ("shim", true)] {
+        let back = fs.backing().join(dir);
+        std::fs::create_dir(&back).unwrap();
+        let mut names = Vec::new();
+        for i in 0..FILES {
+            std::fs::write(
+                back.join(format!("f{i}")),
+                pattern(i as u64, 1000 + i * 250),
+            )
+            .unwrap();
+            names.push(format!("f{i}"));
+        }
+        let args: Vec<&str> = names.iter().map(String::as_str).collect();
+        let d = fs.mnt().join(dir);
+        let before = fs.stats();
+        let run = Run::new("cat", &args, &d);
+        let out = if shim {
+            let (out, c) = run.shimmed(&d);
+            assert!(
+                c.get("read").copied().unwrap_or(0) >= 2 * FILES as u64,
+                "{c:?}"
+            );
+            out
+        } else {
+            run.plain()
+        };
+        ok(&out, &format!("cat, {dir}"));
+        outputs.push(out.stdout);
+        let after = fs.stats();
+        let op = |k: &str| after.get(k).copied().unwrap_or(0) - before.get(k).copied().unwrap_or(0);
+        counts.push([
+            op("op.open"),
+            op("op.read"),
+            op("op.flush"),
+            op("op.getattr"),
+            op("op.release"),
+        ]);
+    }
+    assert!(outputs[0] == outputs[1], "cat's output differs");
+    assert_eq!(
+        counts[1], counts[0],
+        "opens, reads, flushes, getattrs, releases: shim vs plain"
+    );
+}

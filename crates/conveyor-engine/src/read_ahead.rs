@@ -65,6 +65,9 @@ pub(crate) enum Lookup<'a> {
     Loading,
     /// Ask storage.
     Miss,
+    /// The end of a chunk storage returned short (end of file when it was
+    /// read): a read that got bytes before it ends here.
+    End,
 }
 
 /// All read-ahead streams of one file.
@@ -137,8 +140,11 @@ impl ReadAhead {
     }
 
     /// Chunks to start at `now` so that `[off, off + len + window)` is
-    /// covered. `reserve` is asked for the memory of each; prefetch stops
-    /// when it fails.
+    /// covered, none at or past `known_end` (where the file ends as far as
+    /// the process knows: bytes past it are asked of storage when read).
+    /// `reserve` is asked for the memory of each; prefetch stops when it
+    /// fails.
+    #[allow(clippy::too_many_arguments)]
     pub fn plan(
         &mut self,
         handle: u64,
@@ -146,6 +152,7 @@ impl ReadAhead {
         len: usize,
         sz: &Sizes,
         now: Instant,
+        known_end: Option<u64>,
         mut reserve: impl FnMut(usize) -> Option<Reservation>,
     ) -> Vec<Prefetch> {
         let mut id = self.next_id;
@@ -166,7 +173,11 @@ impl ReadAhead {
             .back()
             .map_or(off, |c| c.off + c.len as u64)
             .max(off);
-        while next < want_end && s.eof.is_none_or(|e| next < e) {
+        let end = match (s.eof, known_end) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        while next < want_end && end.is_none_or(|e| next < e) {
             let clen = s.window.min(sz.io);
             let Some(mem) = reserve(clen) else { break };
             s.chunks.push_back(Chunk {
@@ -232,6 +243,8 @@ impl ReadAhead {
                     let rel = (off - c.off) as usize;
                     if rel < *valid {
                         Lookup::Ready(&mem.buf[rel..*valid])
+                    } else if rel == *valid && *valid < c.len {
+                        Lookup::End
                     } else {
                         Lookup::Miss
                     }

@@ -139,3 +139,39 @@ fn e02_small_pending_data_waits_for_the_flush_where_background_costs() {
     want.extend_from_slice(&more);
     assert!(storage.contents() == want);
 }
+
+// Proves: a small file read to its end in large reads (as `cat` reads,
+// 128 KiB at a time) costs storage exactly the requests the kernel would
+// make: one that returns the file (short, at the size seen at open) and
+// one at the end that returns nothing. No prefetch past the known end, no
+// second request to confirm a short answer.
+#[test]
+fn d03_a_small_file_read_once_costs_no_request_more() {
+    let data = pattern(23, 3150);
+    let storage = mem_with(MockConfig::default(), data.clone());
+    let e = Engine::new(Config::default());
+    let h = open(&e, 22, &storage, Mode::READ);
+    h.observe(Attrs {
+        size: data.len() as u64,
+        mtime_ns: 1,
+        ctime_ns: 1,
+    });
+    let mut buf = vec![0u8; 128 * K];
+    assert_eq!(h.read(&mut buf), Ok(data.len()));
+    assert!(buf[..data.len()] == data[..]);
+    assert_eq!(h.read(&mut buf), Ok(0));
+    let reads: Vec<(u64, usize)> = storage
+        .requests()
+        .iter()
+        .filter(|r| r.op == Op::Read)
+        .map(|r| (r.offset, r.done))
+        .collect();
+    assert_eq!(reads, vec![(0, data.len()), (data.len() as u64, 0)]);
+
+    // Data written past the end meanwhile is read, not cut off: a second
+    // handle appends; the first reads on from where it stopped.
+    let w = open(&e, 22, &storage, Mode::WRITE);
+    assert_eq!(w.pwrite(b"more", data.len() as u64), Ok(4));
+    assert_eq!(h.read(&mut buf), Ok(4));
+    assert_eq!(&buf[..4], b"more");
+}

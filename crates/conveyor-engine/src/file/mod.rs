@@ -85,6 +85,8 @@ enum Step {
     Copied(usize),
     Wait,
     Miss,
+    // The end of data storage returned short: the read ends here.
+    End,
 }
 
 impl File {
@@ -126,6 +128,17 @@ impl File {
     }
     fn wait<'a>(&self, g: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
         self.cv.wait(g).unwrap_or_else(|p| p.into_inner())
+    }
+    /// Where the file ends as far as this process knows: storage's size
+    /// (as stored, or as last seen when none of our writes landed since)
+    /// and pending data; `None` when it does not know.
+    fn known_end(st: &State) -> Option<u64> {
+        let stored = match st.stored {
+            Some(s) => Some(s),
+            None if !st.wrote_since_seen => st.seen.map(|a| a.size),
+            None => None,
+        };
+        stored.map(|s| s.max(st.wb.index().end()))
     }
     fn sizes(&self) -> Sizes {
         let c = &self.shared.cfg;

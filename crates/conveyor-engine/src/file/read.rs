@@ -21,13 +21,24 @@ impl File {
             .expire(handle, now, cfg.max_age, cfg.revalidate_after, &sz);
         if st.ra.observe(handle, off, want, &sz) {
             let budget = &self.shared.budget;
-            let plans = st.ra.plan(handle, off, want, &sz, now, |n| {
+            let end = File::known_end(&st);
+            let mut plans = st.ra.plan(handle, off, want, &sz, now, end, |n| {
                 Reservation::try_new(budget, n)
             });
             if !plans.is_empty() {
                 st.prefetching += plans.len();
                 drop(st);
+                // The chunk under the reader is waited for anyway: this
+                // thread reads it, sparing a hand-off (and, in the shim,
+                // a private descriptor for a small file read once).
+                let first = plans
+                    .first()
+                    .is_some_and(|p| p.off <= off)
+                    .then(|| plans.remove(0));
                 self.prefetch(plans);
+                if let Some(p) = first {
+                    Arc::clone(self).run_prefetch(p);
+                }
                 st = self.lock();
             }
         }
@@ -44,10 +55,22 @@ impl File {
                     Step::Copied(k)
                 }
                 Lookup::Loading => Step::Wait,
-                Lookup::Miss => Step::Miss,
+                // Bytes copied already are the answer, as the kernel's
+                // short read at end of file, when the file is known to end
+                // there (no pending data, nothing landed past it); a read
+                // starting there asks.
+                Lookup::End if pos > off && File::known_end(&st).is_some_and(|e| e <= pos) => {
+                    Step::End
+                }
+                Lookup::End | Lookup::Miss => Step::Miss,
             };
             match step {
                 Step::Copied(k) => pos += k as u64,
+                Step::End => {
+                    total = (pos - off) as usize;
+                    drop(st);
+                    break;
+                }
                 Step::Wait => st = self.wait(st),
                 Step::Miss => {
                     self.rec.add(|c| &c.read_ahead_misses, 1);
@@ -105,13 +128,14 @@ impl File {
             scratch.extend_from_slice(st.wb.bytes(e.seg, e.pos, e.len as usize));
         }
         let pending_end = st.wb.index().end();
+        let known_end = File::known_end(&st);
         let backend = Arc::clone(&st.backend);
         drop(st);
         let covered = scratch.len();
         let (n, err) = if covered == want {
             (0, None)
         } else {
-            self.read_storage(&*backend, dst, pos)
+            self.read_storage(&*backend, dst, pos, known_end)
         };
         if n == 0 && covered == 0 {
             if let Some(e) = err {
@@ -133,18 +157,27 @@ impl File {
             at += len;
         }
         if n > 0 {
-            self.lock().ra.saw_data_until(handle, pos + n as u64);
+            let mut st = self.lock();
+            st.ra.saw_data_until(handle, pos + n as u64);
+            // Storage has data this far: a file that grew is known to.
+            if let Some(e) = File::known_end(&st) {
+                st.stored = Some(e.max(pos + n as u64));
+            }
         }
         Ok((valid, !pieces.is_empty()))
     }
 
     /// Reads until `buf` is full, end of file, or an error; returns the bytes
-    /// read and the error that stopped it, if any.
+    /// read and the error that stopped it, if any. A short answer that
+    /// reaches `known_end` (where the file ends, as far as this process
+    /// knows) is taken as the end, as the kernel's short read is: asking
+    /// again would cost a request that answers nothing.
     fn read_storage(
         &self,
         backend: &dyn Backend,
         buf: &mut [u8],
         off: u64,
+        known_end: Option<u64>,
     ) -> (usize, Option<Errno>) {
         let mut n = 0;
         while n < buf.len() {
@@ -156,6 +189,9 @@ impl File {
                     self.rec.sample(|c| &c.read_sizes, (buf.len() - n) as u64);
                     self.rec.sample(|c| &c.storage_read_ns, nanos(t.elapsed()));
                     n += k;
+                    if n < buf.len() && known_end.is_some_and(|e| off + n as u64 >= e) {
+                        break;
+                    }
                 }
                 Err(Errno::EINTR) => {}
                 Err(e) => {
@@ -174,9 +210,12 @@ impl File {
         }
     }
     fn run_prefetch(self: Arc<Self>, mut p: Prefetch) {
-        let backend = Arc::clone(&self.lock().backend);
+        let (backend, known_end) = {
+            let st = self.lock();
+            (Arc::clone(&st.backend), File::known_end(&st))
+        };
         p.mem.fill_buffer();
-        let (n, err) = self.read_storage(&*backend, &mut p.mem.buf, p.off);
+        let (n, err) = self.read_storage(&*backend, &mut p.mem.buf, p.off, known_end);
         let mut st = self.lock();
         st.ra.land(p, err.is_none().then_some(n));
         st.prefetching -= 1;

@@ -3,7 +3,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub use conveyor_engine::mock::{pattern, Fault, MemBackend, MockConfig, Op, Request, Rng};
-pub use conveyor_engine::{Backend, Config, Engine, Errno, FileKey, Handle, Mode, Result};
+pub use conveyor_engine::{Attrs, Backend, Config, Engine, Errno, FileKey, Handle, Mode, Result};
 pub use std::io::SeekFrom;
 pub use std::sync::atomic::{AtomicUsize, Ordering};
 pub use std::sync::{Arc, Condvar, Mutex};
