@@ -3,6 +3,7 @@
 //! backing directory. Requests run concurrently (one per session thread).
 
 use crate::faults::Faults;
+use crate::nodes::{Ident, Nodes, ROOT};
 use crate::stats::Stats;
 use fuser::{
     AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
@@ -21,8 +22,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const TTL: Duration = Duration::from_secs(1);
-/// Stand-in inode number for a backing file whose own number is 1 (the root's).
-const INO_ONE: u64 = 1 << 63;
 
 /// Latency per request class.
 #[derive(Clone, Copy, Debug, Default)]
@@ -44,8 +43,8 @@ pub struct SlowFs {
     direct_io: bool,
     stats: Arc<Stats>,
     faults: Faults,
-    // FUSE inode -> backing path (the last path it was seen under).
-    inodes: Mutex<HashMap<u64, PathBuf>>,
+    // Node ids the kernel may hold -> the backing files they stand for.
+    nodes: Mutex<Nodes>,
     files: Mutex<HashMap<u64, Arc<File>>>,
     next_fh: AtomicU64,
 }
@@ -86,6 +85,27 @@ fn time(secs: i64, nsec: i64) -> SystemTime {
     }
 }
 
+/// The attributes of node `ino`, the file `m` describes.
+fn attr(ino: u64, m: &Metadata) -> FileAttr {
+    FileAttr {
+        ino: INodeNo(ino),
+        size: m.size(),
+        blocks: m.blocks(),
+        atime: time(m.atime(), m.atime_nsec()),
+        mtime: time(m.mtime(), m.mtime_nsec()),
+        ctime: time(m.ctime(), m.ctime_nsec()),
+        crtime: time(m.ctime(), m.ctime_nsec()),
+        kind: kind(m),
+        perm: (m.mode() & 0o7777) as u16,
+        nlink: m.nlink() as u32,
+        uid: m.uid(),
+        gid: m.gid(),
+        rdev: m.rdev() as u32,
+        blksize: m.blksize() as u32,
+        flags: 0,
+    }
+}
+
 fn cstr(p: &Path) -> Result<CString, Errno> {
     CString::new(p.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)
 }
@@ -107,15 +127,13 @@ impl SlowFs {
         stats: Arc<Stats>,
         faults: Faults,
     ) -> SlowFs {
-        let mut inodes = HashMap::new();
-        inodes.insert(1, root.clone());
         SlowFs {
+            nodes: Mutex::new(Nodes::new(root.clone())),
             root,
             latency,
             direct_io,
             stats,
             faults,
-            inodes: Mutex::new(inodes),
             files: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
         }
@@ -132,46 +150,34 @@ impl SlowFs {
         self.wait(op, self.latency.meta);
     }
 
+    /// Node `ino`'s backing path and what is there now. A node whose path
+    /// holds another file now (replaced behind the mount's back, or renamed
+    /// over) answers ESTALE rather than act on that file: the kernel's path
+    /// walks then look the name up again (they retry once on ESTALE) and
+    /// get the new file's node.
+    fn live(&self, ino: INodeNo) -> Result<(PathBuf, Metadata), Errno> {
+        let (path, ident) = lock(&self.nodes).get(ino.0).ok_or(Errno::ENOENT)?;
+        let m = std::fs::symlink_metadata(&path).map_err(errno)?;
+        match ident {
+            Some(i) if i != Ident::of(&m) => Err(Errno::ESTALE),
+            _ => Ok((path, m)),
+        }
+    }
+
     fn path(&self, ino: INodeNo) -> Result<PathBuf, Errno> {
-        lock(&self.inodes).get(&ino.0).cloned().ok_or(Errno::ENOENT)
+        self.live(ino).map(|(p, _)| p)
     }
 
     fn child(&self, parent: INodeNo, name: &OsStr) -> Result<PathBuf, Errno> {
         Ok(self.path(parent)?.join(name))
     }
 
-    fn ino_of(&self, path: &Path, m: &Metadata) -> u64 {
-        if path == self.root {
-            return 1;
-        }
-        let ino = if m.ino() == 1 { INO_ONE } else { m.ino() };
-        lock(&self.inodes).insert(ino, path.to_path_buf());
-        ino
-    }
-
-    fn attr(&self, path: &Path, m: &Metadata) -> FileAttr {
-        FileAttr {
-            ino: INodeNo(self.ino_of(path, m)),
-            size: m.size(),
-            blocks: m.blocks(),
-            atime: time(m.atime(), m.atime_nsec()),
-            mtime: time(m.mtime(), m.mtime_nsec()),
-            ctime: time(m.ctime(), m.ctime_nsec()),
-            crtime: time(m.ctime(), m.ctime_nsec()),
-            kind: kind(m),
-            perm: (m.mode() & 0o7777) as u16,
-            nlink: m.nlink() as u32,
-            uid: m.uid(),
-            gid: m.gid(),
-            rdev: m.rdev() as u32,
-            blksize: m.blksize() as u32,
-            flags: 0,
-        }
-    }
-
-    fn stat(&self, path: &Path) -> Result<FileAttr, Errno> {
-        let m = std::fs::symlink_metadata(path).map_err(errno)?;
-        Ok(self.attr(path, &m))
+    /// The attributes of the file `m` describes, found at `path`, for a
+    /// reply that hands its node to the kernel (lookup, create, ...).
+    fn new_entry(&self, path: &Path, m: &Metadata) -> FileAttr {
+        let ident = Ident::of(m);
+        let at = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| Ident::of(&m) == ident);
+        attr(lock(&self.nodes).lookup(path, ident, at), m)
     }
 
     fn file(&self, fh: FileHandle) -> Result<Arc<File>, Errno> {
@@ -193,9 +199,11 @@ impl SlowFs {
     }
 
     fn entry(&self, path: &Path, reply: ReplyEntry) {
-        match self.stat(path) {
-            Ok(a) => reply.entry(&TTL, &a, Generation(0)),
-            Err(e) => reply.error(e),
+        // Generation 0 throughout: an id stands for one file for as long
+        // as the kernel holds it, so (id, 0) never names two files at once.
+        match std::fs::symlink_metadata(path) {
+            Ok(m) => reply.entry(&TTL, &self.new_entry(path, &m), Generation(0)),
+            Err(e) => reply.error(errno(e)),
         }
     }
 }
@@ -227,17 +235,20 @@ impl Filesystem for SlowFs {
         }
     }
 
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        // No reply, latency or counter: the kernel sends this when it
+        // evicts an inode, not for a program's request.
+        lock(&self.nodes).forget(ino.0, nlookup);
+    }
+
     fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
         self.meta("getattr");
         let r = match fh.map(|h| self.file(h)) {
-            Some(Ok(f)) => f
-                .metadata()
-                .map_err(errno)
-                .and_then(|m| Ok(self.attr(&self.path(ino)?, &m))),
-            _ => self.path(ino).and_then(|p| self.stat(&p)),
+            Some(Ok(f)) => f.metadata().map_err(errno),
+            _ => self.live(ino).map(|(_, m)| m),
         };
         match r {
-            Ok(a) => reply.attr(&TTL, &a),
+            Ok(m) => reply.attr(&TTL, &attr(ino.0, &m)),
             Err(e) => reply.error(e),
         }
     }
@@ -310,7 +321,8 @@ impl Filesystem for SlowFs {
                     )
                 })?;
             }
-            self.stat(&path)
+            let m = std::fs::symlink_metadata(&path).map_err(errno)?;
+            Ok(attr(ino.0, &m))
         })();
         match r {
             Ok(a) => reply.attr(&TTL, &a),
@@ -441,16 +453,7 @@ impl Filesystem for SlowFs {
                     flags.bits(),
                 )
             })?;
-            let mut inodes = lock(&self.inodes);
-            for p in inodes.values_mut() {
-                if let Ok(rest) = p.strip_prefix(&from) {
-                    *p = if rest.as_os_str().is_empty() {
-                        to.clone()
-                    } else {
-                        to.join(rest)
-                    };
-                }
-            }
+            lock(&self.nodes).renamed(&from, &to);
             Ok(())
         })();
         match r {
@@ -637,14 +640,14 @@ impl Filesystem for SlowFs {
             let dir = self.path(ino)?;
             let mut out = vec![
                 (ino.0, FileType::Directory, ".".into()),
-                (1, FileType::Directory, "..".into()),
+                (ROOT, FileType::Directory, "..".into()),
             ];
             let mut names: Vec<_> = std::fs::read_dir(&dir).map_err(errno)?.flatten().collect();
             names.sort_by_key(|e| e.file_name());
             for e in names {
                 if let Ok(m) = e.metadata() {
-                    let p = e.path();
-                    out.push((self.ino_of(&p, &m), kind(&m), e.file_name()));
+                    let id = lock(&self.nodes).listed(&Ident::of(&m));
+                    out.push((id, kind(&m), e.file_name()));
                 }
             }
             Ok(out)
@@ -711,7 +714,7 @@ impl Filesystem for SlowFs {
             }
             let f = o.open(&p).map_err(errno)?;
             let m = f.metadata().map_err(errno)?;
-            Ok((self.attr(&p, &m), f))
+            Ok((self.new_entry(&p, &m), f))
         })();
         match r {
             Ok((a, f)) => reply.created(&TTL, &a, Generation(0), self.add_file(f), self.fopen()),

@@ -17,6 +17,7 @@
 
 mod faults;
 mod fs;
+mod nodes;
 mod stats;
 
 use faults::{FaultConfig, Faults};
