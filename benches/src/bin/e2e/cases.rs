@@ -391,13 +391,10 @@ pub struct Prepared {
     pub env: Vec<(String, String)>,
     // The output, checked through the backing directory ...
     out: PathBuf,
-    // ... and removed through the mount. conveyor-slowfs names a file by
-    // its backing inode number; a file removed behind the kernel's back
-    // stays cached under that number, and the backing filesystem hands
-    // the number to a new file, which then shows the old one's cached
-    // pages and directory entries (a build failed on "No such file" and
-    // on objects holding another file's code). Removed through the
-    // mount, the kernel drops the file with it.
+    // ... and removed through the mount, as a program removes its files:
+    // the kernel then drops what it cached of them. (Removed behind the
+    // kernel's back, a reused inode number once made a new file show the
+    // old one's pages; conveyor-slowfs now gives it a node id of its own.)
     out_seen: PathBuf,
 }
 
