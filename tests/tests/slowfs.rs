@@ -105,7 +105,9 @@ fn enospc_reaches_the_program() {
 #[test]
 fn a_managed_small_file_costs_no_request_more() {
     const FILES: u64 = 50;
-    let fs = SlowFs::mount(&["--latency-ms", "0"]);
+    // Names and attributes kept for the whole test: no getattr count
+    // depends on how long a program took.
+    let fs = SlowFs::mount(&["--latency-ms", "0", "--attr-ttl-ms", "3600000"]);
     let script = format!(
         "import os\nfor i in range({FILES}):\n    fd = os.open('f%d' % i, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)\n    os.write(fd, b'%d' % i * 700)\n    os.write(fd, b'tail')\n    os.close(fd)\n"
     );
@@ -296,9 +298,18 @@ os.close(g)
 #[test]
 fn a_small_file_read_once_costs_no_request_more() {
     const FILES: usize = 20;
-    let fs = SlowFs::mount(&["--latency-ms", "0", "--direct-io"]);
+    // Names and attributes kept for the whole test (see above).
+    let fs = SlowFs::mount(&[
+        "--latency-ms",
+        "0",
+        "--direct-io",
+        "--attr-ttl-ms",
+        "3600000",
+    ]);
     let mut counts = Vec::new();
     let mut outputs = Vec::new();
+    // The mount's root is known to the kernel before either run.
+    std::fs::metadata(fs.mnt()).unwrap();
     for (dir, shim) in [("plain", false), ("shim", true)] {
         let back = fs.backing().join(dir);
         std::fs::create_dir(&back).unwrap();

@@ -21,7 +21,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-const TTL: Duration = Duration::from_secs(1);
+/// How long the kernel may keep names and attributes by default.
+pub const TTL: Duration = Duration::from_secs(1);
 
 /// Latency per request class.
 #[derive(Clone, Copy, Debug, Default)]
@@ -40,6 +41,8 @@ pub struct Latency {
 pub struct SlowFs {
     root: PathBuf,
     latency: Latency,
+    // How long the kernel may keep the names and attributes it is given.
+    ttl: Duration,
     direct_io: bool,
     stats: Arc<Stats>,
     faults: Faults,
@@ -131,12 +134,21 @@ impl SlowFs {
             nodes: Mutex::new(Nodes::new(root.clone())),
             root,
             latency,
+            ttl: TTL,
             direct_io,
             stats,
             faults,
             files: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
         }
+    }
+
+    /// Lets the kernel keep names and attributes for `ttl` (tests that
+    /// count requests take a long one, so no count depends on how long a
+    /// program took).
+    pub fn with_ttl(mut self, ttl: Duration) -> SlowFs {
+        self.ttl = ttl;
+        self
     }
 
     fn wait(&self, op: &str, d: Duration) {
@@ -202,7 +214,7 @@ impl SlowFs {
         // Generation 0 throughout: an id stands for one file for as long
         // as the kernel holds it, so (id, 0) never names two files at once.
         match std::fs::symlink_metadata(path) {
-            Ok(m) => reply.entry(&TTL, &self.new_entry(path, &m), Generation(0)),
+            Ok(m) => reply.entry(&self.ttl, &self.new_entry(path, &m), Generation(0)),
             Err(e) => reply.error(errno(e)),
         }
     }
@@ -248,7 +260,7 @@ impl Filesystem for SlowFs {
             _ => self.live(ino).map(|(_, m)| m),
         };
         match r {
-            Ok(m) => reply.attr(&TTL, &attr(ino.0, &m)),
+            Ok(m) => reply.attr(&self.ttl, &attr(ino.0, &m)),
             Err(e) => reply.error(e),
         }
     }
@@ -325,7 +337,7 @@ impl Filesystem for SlowFs {
             Ok(attr(ino.0, &m))
         })();
         match r {
-            Ok(a) => reply.attr(&TTL, &a),
+            Ok(a) => reply.attr(&self.ttl, &a),
             Err(e) => reply.error(e),
         }
     }
@@ -717,7 +729,9 @@ impl Filesystem for SlowFs {
             Ok((self.new_entry(&p, &m), f))
         })();
         match r {
-            Ok((a, f)) => reply.created(&TTL, &a, Generation(0), self.add_file(f), self.fopen()),
+            Ok((a, f)) => {
+                reply.created(&self.ttl, &a, Generation(0), self.add_file(f), self.fopen())
+            }
             Err(e) => reply.error(e),
         }
     }

@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! conveyor-slowfs [--latency-ms L] [--read-ms L] [--write-ms L] [--fsync-ms L]
-//!                 [--meta-ms L] [--threads N] [--direct-io] [--stats FILE]
+//!                 [--meta-ms L] [--attr-ttl-ms T] [--threads N] [--direct-io] [--stats FILE]
 //!                 [--enospc-after BYTES] [--eio-prob P] [--seed S] [--short-writes]
 //!                 BACKING_DIR MOUNTPOINT
 //! ```
@@ -40,6 +40,7 @@ extern "C" fn on_signal(sig: libc::c_int) {
 
 struct Args {
     latency: Latency,
+    ttl: Duration,
     threads: usize,
     direct_io: bool,
     stats: Option<PathBuf>,
@@ -52,7 +53,7 @@ fn usage(msg: &str) -> ! {
     eprintln!("conveyor-slowfs: {msg}");
     eprintln!(
         "usage: conveyor-slowfs [--latency-ms L] [--read-ms L] [--write-ms L] [--fsync-ms L] [--meta-ms L] \
-         [--threads N] [--direct-io] [--stats FILE] [--enospc-after BYTES] [--eio-prob P] [--seed S] \
+         [--attr-ttl-ms T] [--threads N] [--direct-io] [--stats FILE] [--enospc-after BYTES] [--eio-prob P] [--seed S] \
          [--short-writes] BACKING_DIR MOUNTPOINT"
     );
     std::process::exit(2);
@@ -70,6 +71,7 @@ fn ms(v: &str, flag: &str) -> Duration {
 fn parse() -> Args {
     let mut a = Args {
         latency: Latency::default(),
+        ttl: fs::TTL,
         threads: 16,
         direct_io: false,
         stats: None,
@@ -98,6 +100,7 @@ fn parse() -> Args {
             "--write-ms" => a.latency.write = ms(&val(&f), &f),
             "--fsync-ms" => a.latency.fsync = ms(&val(&f), &f),
             "--meta-ms" => a.latency.meta = ms(&val(&f), &f),
+            "--attr-ttl-ms" => a.ttl = ms(&val(&f), &f),
             "--threads" => {
                 a.threads = val(&f)
                     .parse()
@@ -167,7 +170,8 @@ fn main() {
         a.direct_io,
         Arc::clone(&stats),
         Faults::new(a.faults.clone()),
-    );
+    )
+    .with_ttl(a.ttl);
     let mut cfg = fuser::Config::default();
     cfg.mount_options = vec![
         fuser::MountOption::FSName("conveyor-slowfs".into()),
