@@ -141,8 +141,19 @@ pub fn after_stream_open(fd: c_int) {
     let Some(shim) = crate::state::get() else {
         return;
     };
+    let Some(st) = identity::fstat(fd) else {
+        return;
+    };
+    let auto = shim.mode == crate::settings::Mode::Auto;
+    if auto && crate::fskind::known_fast(st.st_dev) {
+        // Nothing there is managed: no path lookup, nothing to remember.
+        return;
+    }
     if identity::selected(shim, fd) {
-        if let Some(key) = identity::fstat(fd).and_then(|st| identity::fd_key(fd, &st)) {
+        if auto && guard::within(|_| crate::fskind::learn(st.st_dev, None).fast) == Some(true) {
+            return;
+        }
+        if let Some(key) = identity::fd_key(fd, &st) {
             passthrough::pass_through(key);
         }
     }
