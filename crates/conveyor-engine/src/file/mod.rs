@@ -133,12 +133,16 @@ impl File {
     /// (as stored, or as last seen when none of our writes landed since)
     /// and pending data; `None` when it does not know.
     fn known_end(st: &State) -> Option<u64> {
-        let stored = match st.stored {
+        File::storage_end(st).map(|s| s.max(st.wb.index().end()))
+    }
+    /// Storage's size as this process knows it: as stored, or as last seen
+    /// when none of our writes landed since.
+    fn storage_end(st: &State) -> Option<u64> {
+        match st.stored {
             Some(s) => Some(s),
             None if !st.wrote_since_seen => st.seen.map(|a| a.size),
             None => None,
-        };
-        stored.map(|s| s.max(st.wb.index().end()))
+        }
     }
     fn sizes(&self) -> Sizes {
         let c = &self.shared.cfg;

@@ -160,7 +160,7 @@ impl File {
             let mut st = self.lock();
             st.ra.saw_data_until(handle, pos + n as u64);
             // Storage has data this far: a file that grew is known to.
-            if let Some(e) = File::known_end(&st) {
+            if let Some(e) = File::storage_end(&st) {
                 st.stored = Some(e.max(pos + n as u64));
             }
         }
