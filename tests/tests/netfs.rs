@@ -38,7 +38,10 @@ fn unsupported(fs: &NetFs, what: &str) -> bool {
         // Without its cache rclone cannot open a file for reading and
         // writing, append, nor write anywhere but at the end (a second
         // writer through an inherited descriptor waits minutes and fails).
-        ("rclone-off", "random-write" | "sqlite" | "git" | "python" | "shell" | "fsx") => true,
+        (
+            "rclone-off",
+            "random-write" | "sqlite" | "git" | "python" | "shell" | "fsx" | "two-handles",
+        ) => true,
         _ => false,
     };
     if skip {
@@ -120,6 +123,24 @@ sha256sum rand.bin"#,
     (
         "fsx",
         "for s in 1 5 6; do PY FSX $s fsx$s.bin 1500 || exit 1; done",
+    ),
+    (
+        // Two descriptions of one file, the first closed while the second
+        // writes on (past a request's worth, so a worker writes too): the
+        // first one's backend, which may serve the file, outlives it.
+        "two-handles",
+        r#"PY - <<'EOF'
+import os
+a = os.open('two.bin', os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+os.write(a, b'first ' * 200)
+b = os.open('two.bin', os.O_WRONLY)
+os.close(a)
+os.lseek(b, 1200, 0)
+for i in range(600):
+    os.write(b, bytes([65 + i % 26]) * 4096)
+os.close(b)
+EOF
+sha256sum two.bin"#,
     ),
     (
         "hardlink",

@@ -15,6 +15,12 @@ use std::sync::Arc;
 /// Returns a deferred write error not yet reported through it, or the
 /// error of that close.
 fn settle(d: Arc<Desc>, inside: &Inside) -> Result<(), Errno> {
+    if !d.handle(inside).is_last() {
+        // Another description of the file stays open, and the file may
+        // be served by this one's backend: one that works through the
+        // program's descriptor takes a duplicate before that closes.
+        d.backend.take();
+    }
     let flushed = d.handle(inside).flush();
     // Another fd of the description, or a call still running on it, keeps
     // using the backend.

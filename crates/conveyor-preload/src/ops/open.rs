@@ -168,10 +168,10 @@ fn manage(
     };
     let name = String::from_utf8_lossy(&path);
     let engine = shim.engine(inside);
-    if !single {
+    {
         // The file's only description: the program's own descriptor (a
         // duplicate of it once a worker needs one) costs the filesystem no
-        // open, no release and no flush.
+        // open, no release and no flush (on s3fs, no upload more).
         // Descriptors 0-2 are reachable by code no hook sees (glibc's
         // `daemon` replaces them with its own `dup2`): a duplicate keeps
         // their description, and its pending data, whatever happens to
