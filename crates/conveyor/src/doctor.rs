@@ -74,16 +74,16 @@ fn fs_note(m: &conveyor_fskind::Mount, kind: conveyor_fskind::Kind) -> String {
     }
     match m.fstype.as_str() {
         "fuse.s3fs" => {
-            "; s3fs uploads a file at each close: the shim writes through a duplicate of \
-the program's descriptor and closes it before the program's close returns"
+            "; s3fs uploads a file at each close: the shim writes through the program's own \
+descriptor (or a duplicate of it, closed before the program's close returns), so no upload is added"
                 .into()
         }
         "fuse.rclone" => {
             match conveyor_fskind::rclone_mode_for(&m.point, &conveyor_fskind::rclone_cmdlines()) {
                 Some(mode) if !kind.pass_through => format!(
                     "; rclone --vfs-cache-mode {mode}: files opened write-only accelerated, told \
-apart by path (rclone makes inode numbers up), written through a duplicate of the program's \
-descriptor; a file opened for reading passes through"
+apart by path (rclone makes inode numbers up), written through the program's own descriptor or a \
+duplicate of it; a file opened for reading passes through"
                 ),
                 Some(mode) => format!(
                     "; rclone --vfs-cache-mode {mode}: without its write cache rclone takes no \
