@@ -75,7 +75,8 @@ fn fs_note(m: &conveyor_fskind::Mount, kind: conveyor_fskind::Kind) -> String {
     match m.fstype.as_str() {
         "fuse.s3fs" => {
             "; s3fs uploads a file at each close: the shim writes through the program's own \
-descriptor (or a duplicate of it, closed before the program's close returns), so no upload is added"
+descriptor (or a duplicate of it, closed before the program's close returns), so no upload is added; files \
+opened write-only are accelerated, and a file opened for reading passes through (s3fs reads ahead itself)"
                 .into()
         }
         "fuse.rclone" => {
