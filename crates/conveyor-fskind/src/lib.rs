@@ -96,6 +96,34 @@ pub const LOCAL_TYPES: &[&str] = &[
     "hugetlbfs",
 ];
 
+/// Which selected files are managed (`CONVEYOR_MODE`), read by the shim
+/// and checked by the launcher with this one parser.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// `auto`, the default (also when unset or empty): every selected file
+    /// except those on fast local storage ([`passes_in_auto`]).
+    Auto,
+    /// `always`: every selected file, whatever its storage.
+    Always,
+    /// `off`: none (the shim is loaded doing nothing).
+    Off,
+}
+
+impl Mode {
+    /// The mode a `CONVEYOR_MODE` value names (case and surrounding blanks
+    /// ignored), or the message naming the bad value and the good ones.
+    pub fn parse(v: &str) -> Result<Mode, String> {
+        match v.trim().to_ascii_lowercase().as_str() {
+            "" | "auto" => Ok(Mode::Auto),
+            "always" => Ok(Mode::Always),
+            "off" => Ok(Mode::Off),
+            _ => Err(format!(
+                "CONVEYOR_MODE: {v:?} is not a mode (expected auto, always or off)"
+            )),
+        }
+    }
+}
+
 /// A local filesystem whose first open timed by the shim took at least
 /// this long is treated as slow storage: its requests reach a slow device,
 /// not the page cache.
@@ -283,6 +311,22 @@ mod tests {
         ] {
             assert!(!of_type(t).local, "{t}");
         }
+    }
+
+    #[test]
+    fn modes_parse_and_a_bad_one_is_named() {
+        assert_eq!(Mode::parse(""), Ok(Mode::Auto));
+        assert_eq!(Mode::parse("auto"), Ok(Mode::Auto));
+        assert_eq!(Mode::parse(" Always"), Ok(Mode::Always));
+        assert_eq!(Mode::parse("off"), Ok(Mode::Off));
+        let Err(e) = Mode::parse("fast") else {
+            panic!("accepted a bad mode")
+        };
+        assert!(
+            e.contains("CONVEYOR_MODE")
+                && e.contains("\"fast\"")
+                && e.contains("auto, always or off")
+        );
     }
 
     #[test]

@@ -46,6 +46,13 @@ struct Lent {
     taking: Mutex<()>,
 }
 
+impl Lent {
+    // True if descriptor `fd` refers to the file the program opened.
+    fn is_the_file(&self, fd: c_int) -> bool {
+        crate::identity::fstat(fd).is_some_and(|st| st.st_dev == self.dev && st.st_ino == self.ino)
+    }
+}
+
 // Every private descriptor open now. The program cannot know them, so a
 // range it closes (`close_range`, `closefrom`) never includes them.
 static PRIVATE: Mutex<Vec<c_int>> = Mutex::new(Vec::new());
@@ -242,9 +249,7 @@ impl RawBackend {
             // `fd` falls back to the program's descriptor.
             return -1;
         }
-        let same = crate::identity::fstat(dup)
-            .is_some_and(|st| st.st_dev == lent.dev && st.st_ino == lent.ino);
-        let fd = if same {
+        let fd = if lent.is_the_file(dup) {
             track(dup)
         } else {
             // SAFETY: our own duplicate, just made, of another file.
@@ -295,9 +300,7 @@ impl RawBackend {
                         // descriptor, while it still is this file's (its
                         // hooked close and `dup2` over it wait for requests
                         // in flight before the number goes).
-                        let same = crate::identity::fstat(lent.fd)
-                            .is_some_and(|st| st.st_dev == lent.dev && st.st_ino == lent.ino);
-                        if same && !self.is_released() {
+                        if lent.is_the_file(lent.fd) && !self.is_released() {
                             lent.fd
                         } else {
                             -1

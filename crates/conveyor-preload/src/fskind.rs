@@ -36,24 +36,24 @@ pub fn any_readers_pass() -> bool {
     ANY_READERS_PASS.load(Ordering::Acquire)
 }
 
-/// The kind of device `dev` if `learn` saw it (a managed file lives there),
-/// else the plain kind: no file of it is managed, so no key of it is looked up.
-pub fn known(dev: u64) -> Kind {
+// Device `dev` if `learn` saw it.
+fn seen(dev: u64) -> Option<Device> {
     DEVICES
         .lock()
         .ok()
-        .and_then(|v| v.iter().find(|(d, _)| *d == dev).map(|(_, k)| k.kind))
-        .unwrap_or_default()
+        .and_then(|v| v.iter().find(|(d, _)| *d == dev).map(|(_, k)| *k))
+}
+
+/// The kind of device `dev` if `learn` saw it (a managed file lives there),
+/// else the plain kind: no file of it is managed, so no key of it is looked up.
+pub fn known(dev: u64) -> Kind {
+    seen(dev).map(|d| d.kind).unwrap_or_default()
 }
 
 /// True if device `dev` was seen and found fast local storage (no mount
 /// table read when it was not seen yet).
 pub fn known_fast(dev: u64) -> bool {
-    DEVICES
-        .lock()
-        .ok()
-        .and_then(|v| v.iter().find(|(d, _)| *d == dev).map(|(_, k)| k.fast))
-        .unwrap_or(false)
+    seen(dev).is_some_and(|d| d.fast)
 }
 
 /// Device `dev` as first seen, reading the mount table the first time;
@@ -61,10 +61,8 @@ pub fn known_fast(dev: u64) -> bool {
 /// measured half of the fast-storage decision). Called inside the
 /// re-entry guard (the reads go to the kernel directly).
 pub fn learn(dev: u64, opened_in: Option<Duration>) -> Device {
-    if let Ok(v) = DEVICES.lock() {
-        if let Some((_, k)) = v.iter().find(|(d, _)| *d == dev) {
-            return *k;
-        }
+    if let Some(d) = seen(dev) {
+        return d;
     }
     let mount = std::fs::read_to_string("/proc/self/mountinfo")
         .ok()

@@ -22,33 +22,11 @@ fn size(name: &str, default: usize) -> Result<usize, Bad> {
     }
 }
 
-/// Which selected files the shim manages (`CONVEYOR_MODE`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    /// `auto`, the default: every selected file except those on fast local
-    /// storage (see `fskind`), where the kernel's page cache already
-    /// writes behind and reads ahead and the shim could only add its cost.
-    Auto,
-    /// `always`: every selected file, whatever its storage.
-    Always,
-    /// `off`: none (the shim is loaded doing nothing).
-    Off,
-}
+pub use conveyor_fskind::Mode;
 
 /// The mode from `CONVEYOR_MODE` (`auto` when unset or empty).
 pub fn mode() -> Result<Mode, Bad> {
-    parse_mode(var("CONVEYOR_MODE").as_deref().unwrap_or(""))
-}
-
-fn parse_mode(v: &str) -> Result<Mode, Bad> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "" | "auto" => Ok(Mode::Auto),
-        "always" => Ok(Mode::Always),
-        "off" => Ok(Mode::Off),
-        _ => Err(Bad(format!(
-            "CONVEYOR_MODE: {v:?} is not a mode (expected auto, always or off)"
-        ))),
-    }
+    Mode::parse(var("CONVEYOR_MODE").as_deref().unwrap_or("")).map_err(Bad)
 }
 
 /// The engine's configuration from the environment (defaults where unset).
@@ -117,19 +95,7 @@ pub fn paths(raw: &str) -> Vec<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
-    use super::{normalize, parse_mode, Mode};
-
-    #[test]
-    fn modes_parse_and_a_bad_one_is_named() {
-        assert_eq!(parse_mode("").ok(), Some(Mode::Auto));
-        assert_eq!(parse_mode("auto").ok(), Some(Mode::Auto));
-        assert_eq!(parse_mode(" Always").ok(), Some(Mode::Always));
-        assert_eq!(parse_mode("off").ok(), Some(Mode::Off));
-        let Err(e) = parse_mode("fast") else {
-            panic!("accepted a bad mode")
-        };
-        assert!(e.0.contains("CONVEYOR_MODE") && e.0.contains("auto, always or off"));
-    }
+    use super::normalize;
 
     #[test]
     fn paths_are_normalised_lexically() {

@@ -252,8 +252,9 @@ pub fn doctor(paths: &[PathBuf], targets: &[PathBuf]) -> ExitCode {
         println!("CONVEYOR_PATHS is not set (and no --path given): nothing is accelerated");
     }
     let prefixes = prefixes(&selected);
-    let always = lookup("CONVEYOR_MODE")
-        .is_some_and(|(v, _)| v.to_string_lossy().trim().eq_ignore_ascii_case("always"));
+    let always = lookup("CONVEYOR_MODE").is_some_and(|(v, _)| {
+        conveyor_fskind::Mode::parse(&v.to_string_lossy()) == Ok(conveyor_fskind::Mode::Always)
+    });
     for t in targets {
         println!("{}", verdict(t, &prefixes, always));
     }

@@ -173,29 +173,26 @@ pub fn check(lookup: &Lookup<'_>) -> Vec<Verdict> {
     });
 
     let mode = get("CONVEYOR_MODE").filter(|(s, _)| !s.trim().is_empty());
-    let (meaning, problem) = match mode.as_ref().map(|(s, _)| s.trim().to_ascii_lowercase()) {
+    use conveyor_fskind::Mode;
+    let (meaning, problem) = match mode.as_ref().map(|(s, _)| Mode::parse(s)) {
         None => (
             "auto (default): selected files are accelerated except on fast local storage \
 (tmpfs, ext4, xfs, btrfs...), which the kernel's page cache already serves"
                 .into(),
             None,
         ),
-        Some(m) if m == "auto" => (
+        Some(Ok(Mode::Auto)) => (
             "selected files are accelerated except on fast local storage".into(),
             None,
         ),
-        Some(m) if m == "always" => (
+        Some(Ok(Mode::Always)) => (
             "every selected file is accelerated, local storage included".into(),
             None,
         ),
-        Some(m) if m == "off" => ("the shim loads and manages nothing".into(), None),
-        Some(_) => (
+        Some(Ok(Mode::Off)) => ("the shim loads and manages nothing".into(), None),
+        Some(Err(e)) => (
             String::new(),
-            Some(format!(
-                "CONVEYOR_MODE: {:?} is not a mode (expected auto, always or off); the shim \
-would pass everything through",
-                mode.as_ref().map_or("", |(s, _)| s.as_str())
-            )),
+            Some(format!("{e}; the shim would pass everything through")),
         ),
     };
     out.push(Verdict {

@@ -168,30 +168,27 @@ fn manage(
     };
     let name = String::from_utf8_lossy(&path);
     let engine = shim.engine(inside);
-    {
-        // The file's only description: the program's own descriptor (a
-        // duplicate of it once a worker needs one) costs the filesystem no
-        // open, no release and no flush (on s3fs, no upload more).
-        // Descriptors 0-2 are reachable by code no hook sees (glibc's
-        // `daemon` replaces them with its own `dup2`): a duplicate keeps
-        // their description, and its pending data, whatever happens to
-        // the number.
-        let own = if fd <= policy::LAST_STD_FD {
-            RawBackend::dup_of(fd, flags)
-        } else {
-            RawBackend::lent(fd, flags, &st)
-        };
-        if let Some(dup) = own.map(Arc::new) {
-            if let Some(handle) = engine.open_alone(key, &name, dup.clone(), mode) {
-                tracing::info!("managing {name} (fd {fd})");
-                handle.observe(attrs_of!(st));
-                return Some(Arc::new(Desc::new(
-                    handle,
-                    dup,
-                    key,
-                    fd <= policy::LAST_STD_FD,
-                )));
-            }
+    // The file's only description: the program's own descriptor (a
+    // duplicate of it once a worker needs one) costs the filesystem no
+    // open, no release and no flush (on s3fs, no upload more).
+    // Descriptors 0-2 are reachable by code no hook sees (glibc's `daemon`
+    // replaces them with its own `dup2`): a duplicate keeps their
+    // description, and its pending data, whatever happens to the number.
+    let own = if fd <= policy::LAST_STD_FD {
+        RawBackend::dup_of(fd, flags)
+    } else {
+        RawBackend::lent(fd, flags, &st)
+    };
+    if let Some(own) = own.map(Arc::new) {
+        if let Some(handle) = engine.open_alone(key, &name, own.clone(), mode) {
+            tracing::info!("managing {name} (fd {fd})");
+            handle.observe(attrs_of!(st));
+            return Some(Arc::new(Desc::new(
+                handle,
+                own,
+                key,
+                fd <= policy::LAST_STD_FD,
+            )));
         }
     }
     let Some(mut backend) = registry::shared_backend(key)
