@@ -111,6 +111,8 @@ impl Run {
             "CONVEYOR_PATHS",
             "CONVEYOR_DISABLE",
             "CONVEYOR_MODE",
+            "CONVEYOR_CLOSE",
+            "CONVEYOR_LATE_ERRORS",
             "CONVEYOR_LOG",
             "CONVEYOR_LOG_FILE",
             "CONVEYOR_STATS",

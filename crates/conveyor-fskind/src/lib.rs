@@ -124,10 +124,43 @@ impl Mode {
     }
 }
 
-/// A local filesystem whose first open timed by the shim took at least
-/// this long is treated as slow storage: its requests reach a slow device,
-/// not the page cache.
+/// When `close` of a managed file returns (`CONVEYOR_CLOSE`), read by the
+/// shim and checked by the launcher with this one parser.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Close {
+    /// `wait`, the default (also when unset or empty): close-to-open, as
+    /// NFS: `close` returns once the file's data and the metadata set
+    /// through the descriptor are on storage.
+    Wait,
+    /// `relaxed`, as NFS's `nocto`: `close` returns once the data is
+    /// queued; it reaches storage in the background, and other programs
+    /// are sure to see it only after the process's next barrier.
+    Relaxed,
+}
+
+impl Close {
+    /// The close mode a `CONVEYOR_CLOSE` value names (case and surrounding
+    /// blanks ignored), or the message naming the bad value and the good ones.
+    pub fn parse(v: &str) -> Result<Close, String> {
+        match v.trim().to_ascii_lowercase().as_str() {
+            "" | "wait" => Ok(Close::Wait),
+            "relaxed" => Ok(Close::Relaxed),
+            _ => Err(format!(
+                "CONVEYOR_CLOSE: {v:?} is not a close mode (expected wait or relaxed)"
+            )),
+        }
+    }
+}
+
+/// A local filesystem whose first opens timed by the shim took at least
+/// this long ([`SLOW_LOCAL_OPENS`] of them in a row) is treated as slow
+/// storage: its requests reach a slow device, not the page cache.
 pub const SLOW_LOCAL_OPEN: Duration = Duration::from_millis(1);
+
+/// How many slow opens in a row make a local filesystem slow storage. One
+/// is not enough: on a busy machine an open of tmpfs can wait a whole
+/// time slice for a core, which says nothing about the storage.
+pub const SLOW_LOCAL_OPENS: u32 = 3;
 
 /// The kind of a filesystem type as `/proc/self/mountinfo` names it.
 pub fn of_type(fstype: &str) -> Kind {
@@ -319,6 +352,11 @@ mod tests {
         assert_eq!(Mode::parse("auto"), Ok(Mode::Auto));
         assert_eq!(Mode::parse(" Always"), Ok(Mode::Always));
         assert_eq!(Mode::parse("off"), Ok(Mode::Off));
+        assert_eq!(Close::parse(""), Ok(Close::Wait));
+        assert_eq!(Close::parse(" Relaxed "), Ok(Close::Relaxed));
+        assert!(Close::parse("lazy")
+            .unwrap_err()
+            .contains("expected wait or relaxed"));
         let Err(e) = Mode::parse("fast") else {
             panic!("accepted a bad mode")
         };

@@ -6,7 +6,41 @@ use crate::backend::RawBackend;
 use crate::guard::Inside;
 use conveyor_engine::{FileKey, Handle};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+/// A metadata change through the descriptor that relaxed close holds back
+/// until the description's data is written (`ops::behind`).
+#[derive(Clone, Copy)]
+pub enum Meta {
+    /// `futimens` (`futimes` converted; `UTIME_NOW` already read off the
+    /// clock, so the time is the call's, not the later write's).
+    Times([libc::timespec; 2]),
+    /// `fchmod`.
+    Mode(libc::mode_t),
+    /// `fchown`.
+    Owner(libc::uid_t, libc::gid_t),
+}
+
+impl Meta {
+    /// What it does, for an error message.
+    pub fn what(&self) -> &'static str {
+        match self {
+            Meta::Times(_) => "setting its times",
+            Meta::Mode(_) => "setting its mode",
+            Meta::Owner(..) => "setting its owner",
+        }
+    }
+}
+
+/// What relaxed close may do with a description, decided at its open.
+#[derive(Clone, Copy, Default)]
+pub struct Behind {
+    /// Its close may return before its data is written.
+    pub close: bool,
+    /// It created its file (`O_CREAT|O_EXCL`), so metadata set through it
+    /// may wait for its data too.
+    pub meta: bool,
+}
 
 /// One managed open file description.
 pub struct Desc {
@@ -24,6 +58,14 @@ pub struct Desc {
     /// For an exposed description: the kernel offset as the shim last left
     /// it. Anything else found there was moved by such code.
     kernel_pos: AtomicU64,
+    /// What relaxed close may do with it.
+    behind: Behind,
+    /// Set once a lock was taken through it. Never cleared.
+    locked: AtomicBool,
+    /// Metadata held back until its data is written, in call order.
+    meta: Mutex<Vec<Meta>>,
+    /// True while `meta` is not empty (one load on every operation).
+    has_meta: AtomicBool,
 }
 
 impl Desc {
@@ -35,7 +77,57 @@ impl Desc {
             key,
             exposed: AtomicBool::new(exposed),
             kernel_pos: AtomicU64::new(0),
+            behind: Behind::default(),
+            locked: AtomicBool::new(false),
+            meta: Mutex::new(Vec::new()),
+            has_meta: AtomicBool::new(false),
         }
+    }
+
+    /// The same, with what relaxed close may do with it.
+    pub fn with_behind(mut self, behind: Behind) -> Desc {
+        self.behind = behind;
+        self
+    }
+
+    /// Its close may return before its data is written.
+    pub fn closes_behind(&self) -> bool {
+        self.behind.close
+    }
+
+    /// Metadata set through it may wait for its data.
+    pub fn defers_meta(&self) -> bool {
+        self.behind.close && self.behind.meta
+    }
+
+    /// True once a lock was taken through it.
+    pub fn locked(&self) -> bool {
+        self.locked.load(Ordering::Relaxed)
+    }
+
+    /// A lock was taken through it.
+    pub fn set_locked(&self) {
+        self.locked.store(true, Ordering::Relaxed);
+    }
+
+    /// True while metadata is held back on it.
+    pub fn has_meta(&self) -> bool {
+        self.has_meta.load(Ordering::Acquire)
+    }
+
+    /// Holds `m` back; true if it is the first one held.
+    pub fn push_meta(&self, m: Meta) -> bool {
+        let mut v = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        v.push(m);
+        self.has_meta.store(true, Ordering::Release);
+        v.len() == 1
+    }
+
+    /// What is held back, in call order (empty if another thread took it).
+    pub fn take_meta(&self) -> Vec<Meta> {
+        let mut v = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        self.has_meta.store(false, Ordering::Release);
+        std::mem::take(&mut *v)
     }
 
     /// The engine's handle, for a thread inside the shim.

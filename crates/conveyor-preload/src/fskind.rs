@@ -22,10 +22,36 @@ pub struct Device {
     pub kind: Kind,
     /// Fast local storage: passed through in the default mode.
     pub fast: bool,
+    /// Local storage not decided yet: its opens were slow, but fewer than
+    /// `SLOW_LOCAL_OPENS` in a row. The file passes through for good (it
+    /// must not move to the shim should the device turn out slow).
+    pub undecided: bool,
 }
 
 // Devices seen by `learn`, with what was learned: few, so a list.
 static DEVICES: Mutex<Vec<(u64, Device)>> = Mutex::new(Vec::new());
+
+// Local devices whose opens were slow so far, with how many in a row.
+static SLOW_OPENS: Mutex<Vec<(u64, u32)>> = Mutex::new(Vec::new());
+
+/// Counts a slow open of local device `dev`; true once it is the
+/// `SLOW_LOCAL_OPENS`th in a row.
+fn slow_again(dev: u64) -> bool {
+    let Ok(mut v) = SLOW_OPENS.lock() else {
+        return false;
+    };
+    let n = match v.iter_mut().find(|(d, _)| *d == dev) {
+        Some((_, n)) => {
+            *n += 1;
+            *n
+        }
+        None => {
+            v.push((dev, 1));
+            1
+        }
+    };
+    n >= conveyor_fskind::SLOW_LOCAL_OPENS
+}
 
 // Set once `learn` found a filesystem whose readers pass through: until
 // then an unmanaged open costs no extra system call to check for one.
@@ -72,6 +98,14 @@ pub fn learn(dev: u64, opened_in: Option<Duration>) -> Device {
         .map(conveyor_fskind::learn)
         .unwrap_or_default();
     let fast = conveyor_fskind::passes_in_auto(kind, opened_in);
+    if kind.local && !fast && opened_in.is_some() && !slow_again(dev) {
+        // Maybe the machine, not the storage: decided at a later open.
+        return Device {
+            kind,
+            fast: true,
+            undecided: true,
+        };
+    }
     if let Some(m) = &mount {
         let what = if fast {
             "fast local storage"
@@ -90,7 +124,11 @@ pub fn learn(dev: u64, opened_in: Option<Duration>) -> Device {
     if kind.readers_pass {
         ANY_READERS_PASS.store(true, Ordering::Release);
     }
-    let seen = Device { kind, fast };
+    let seen = Device {
+        kind,
+        fast,
+        undecided: false,
+    };
     if let Ok(mut v) = DEVICES.lock() {
         if !v.iter().any(|(d, _)| *d == dev) {
             v.push((dev, seen));

@@ -72,6 +72,9 @@ pub fn json(engine: &Engine, pid: i32) -> String {
     doc.str("schema", SCHEMA)
         .int("pid", pid)
         .str("command", &command())
+        // Errors that arrived after the close that would have returned
+        // them (relaxed close): no call of the program saw them.
+        .int("late_errors", crate::ops::behind::late_errors())
         .raw("totals", |out| {
             let mut o = Obj::new(out);
             stats_fields(&mut o, &engine.totals(false));

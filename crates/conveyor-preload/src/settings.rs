@@ -2,7 +2,8 @@
 //! constructor: the engine's sizes and durations (`CONVEYOR_WRITE_BUFFER`,
 //! `CONVEYOR_IO_SIZE`, `CONVEYOR_READ_AHEAD`, `CONVEYOR_MAX_MEMORY`,
 //! `CONVEYOR_MAX_AGE`), the selected paths (`CONVEYOR_PATHS`,
-//! canonicalised and normalised) and the mode (`CONVEYOR_MODE`). A bad value is reported by the caller,
+//! canonicalised and normalised), the mode (`CONVEYOR_MODE`) and the close
+//! mode (`CONVEYOR_CLOSE`). A bad value is reported by the caller,
 //! naming the variable and the expected form.
 
 use conveyor_engine::{parse_duration, parse_size, Config};
@@ -22,11 +23,16 @@ fn size(name: &str, default: usize) -> Result<usize, Bad> {
     }
 }
 
-pub use conveyor_fskind::Mode;
+pub use conveyor_fskind::{Close, Mode};
 
 /// The mode from `CONVEYOR_MODE` (`auto` when unset or empty).
 pub fn mode() -> Result<Mode, Bad> {
     Mode::parse(var("CONVEYOR_MODE").as_deref().unwrap_or("")).map_err(Bad)
+}
+
+/// The close mode from `CONVEYOR_CLOSE` (`wait` when unset or empty).
+pub fn close() -> Result<Close, Bad> {
+    Close::parse(var("CONVEYOR_CLOSE").as_deref().unwrap_or("")).map_err(Bad)
 }
 
 /// The engine's configuration from the environment (defaults where unset).

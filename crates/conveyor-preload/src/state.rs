@@ -20,6 +20,9 @@ pub struct Shim {
     pub paths: Vec<Vec<u8>>,
     /// Whether files on fast local storage are managed too.
     pub mode: settings::Mode,
+    /// Whether `close` may return before the data is on storage
+    /// (`ops::behind`).
+    pub close: settings::Close,
 }
 
 /// How many generations of forked children (a child of a child...) get a
@@ -66,6 +69,7 @@ pub fn fork_child() {
         ),
         paths: parent.paths.clone(),
         mode: parent.mode,
+        close: parent.close,
     };
     match SHIM.get(next) {
         Some(slot) if slot.set(fresh).is_ok() => {
@@ -114,6 +118,13 @@ pub fn init() {
             return;
         }
     };
+    let close = match settings::close() {
+        Ok(c) => c,
+        Err(Bad(msg)) => {
+            tracing::error!("{msg}; conveyor passes everything through");
+            return;
+        }
+    };
     let paths = settings::paths(&raw);
     if paths.is_empty() {
         tracing::warn!("CONVEYOR_PATHS has no usable entry; conveyor passes everything through");
@@ -126,6 +137,7 @@ pub fn init() {
             engine: Engine::with_thread_start(cfg, crate::guard::thread_start),
             paths,
             mode,
+            close,
         })
         .is_ok()
     {

@@ -63,6 +63,12 @@ pub struct RunArgs {
     /// doing nothing (replaces CONVEYOR_MODE).
     #[arg(long, value_name = "MODE", value_parser = ["auto", "always", "off"])]
     pub mode: Option<String>,
+    /// Let `close` return once the data is queued (CONVEYOR_CLOSE=relaxed, like NFS's nocto): the
+    /// data reaches storage in the background while the command goes on, and other programs see it
+    /// for sure only after the process's next exit, exec, fsync or lock. An error that arrives after
+    /// close returned is printed at the end and makes the exit status non-zero.
+    #[arg(long)]
+    pub relaxed_close: bool,
     /// Log level of the shim (default warn; replaces CONVEYOR_LOG).
     #[arg(long, value_name = "LEVEL", value_parser = ["off", "error", "warn", "info", "debug", "trace"])]
     pub log: Option<String>,

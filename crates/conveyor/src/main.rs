@@ -46,6 +46,9 @@ use std::process::ExitCode;
 
 /// Exit status when some input was skipped (named on stderr).
 pub const EXIT_SKIPPED: u8 = 1;
+/// Exit status of `conveyor run --relaxed-close` when the command exited 0
+/// but data failed to reach storage after a close had returned.
+pub const EXIT_LATE: u8 = 1;
 /// Exit status for bad arguments or settings (clap's own code).
 pub const EXIT_USAGE: u8 = 2;
 /// Exit status when the launcher itself fails (the shim not found).

@@ -238,6 +238,13 @@ pub fn run(a: RunArgs) -> ExitCode {
     if let Some(m) = &a.mode {
         set.push(("CONVEYOR_MODE", m.into(), Origin::Option("--mode")));
     }
+    if a.relaxed_close {
+        set.push((
+            "CONVEYOR_CLOSE",
+            "relaxed".into(),
+            Origin::Option("--relaxed-close"),
+        ));
+    }
     if let Some(l) = &a.log {
         set.push(("CONVEYOR_LOG", l.into(), Origin::Option("--log")));
     }
@@ -374,8 +381,24 @@ pub fn run(a: RunArgs) -> ExitCode {
     if progress && std::env::var_os("CONVEYOR_LIVE_DIR").is_some_and(|d| d == "off") {
         eprintln!("conveyor: warning: --progress has nothing to show: CONVEYOR_LIVE_DIR=off turns the live files off");
     }
-    if summary_dir.is_some() || progress {
-        return supervise::run(cmd, prog, summary_dir, progress);
+    // Relaxed close: errors after a close returned are written here, and
+    // turned into the exit status once the command ends.
+    let late_dir = if a.relaxed_close {
+        match supervise::PrivateDir::new() {
+            Ok(d) => {
+                cmd.env("CONVEYOR_LATE_ERRORS", d.path().join("late-%p"));
+                Some(d)
+            }
+            Err(e) => {
+                eprintln!("conveyor: cannot create a directory for --relaxed-close: {e}");
+                return ExitCode::from(EXIT_LAUNCH);
+            }
+        }
+    } else {
+        None
+    };
+    if summary_dir.is_some() || progress || late_dir.is_some() {
+        return supervise::run(cmd, prog, summary_dir, progress, late_dir);
     }
     let err = cmd.exec();
     cannot_run(prog, &err)

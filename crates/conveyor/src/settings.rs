@@ -40,6 +40,8 @@ pub const KNOWN: &[&str] = &[
     "CONVEYOR_PATHS",
     "CONVEYOR_DISABLE",
     "CONVEYOR_MODE",
+    "CONVEYOR_CLOSE",
+    "CONVEYOR_LATE_ERRORS",
     "CONVEYOR_STATS",
     "CONVEYOR_LOG",
     "CONVEYOR_LOG_FILE",
@@ -199,6 +201,36 @@ pub fn check(lookup: &Lookup<'_>) -> Vec<Verdict> {
         name: "CONVEYOR_MODE",
         meaning,
         value: mode,
+        problem,
+        notes: Vec::new(),
+    });
+
+    let close = get("CONVEYOR_CLOSE").filter(|(s, _)| !s.trim().is_empty());
+    use conveyor_fskind::Close;
+    let (meaning, problem) = match close.as_ref().map(|(s, _)| Close::parse(s)) {
+        None => (
+            "wait (default): close returns once the file's data is on storage".into(),
+            None,
+        ),
+        Some(Ok(Close::Wait)) => (
+            "close returns once the file's data is on storage".into(),
+            None,
+        ),
+        Some(Ok(Close::Relaxed)) => (
+            "relaxed: close returns once the data is queued; other programs see it for sure \
+after this process's next exit, exec, fsync or lock"
+                .into(),
+            None,
+        ),
+        Some(Err(e)) => (
+            String::new(),
+            Some(format!("{e}; the shim would pass everything through")),
+        ),
+    };
+    out.push(Verdict {
+        name: "CONVEYOR_CLOSE",
+        meaning,
+        value: close,
         problem,
         notes: Vec::new(),
     });

@@ -120,6 +120,7 @@ pub fn run(
     prog: &OsStr,
     reports: Option<PrivateDir>,
     progress: bool,
+    late: Option<PrivateDir>,
 ) -> ExitCode {
     let mut child = match cmd.spawn() {
         Ok(c) => c,
@@ -136,8 +137,12 @@ pub fn run(
         eprintln!("{}", summary::line(dir.path()));
     }
     drop(reports);
+    let late = late.map_or(0, |d| late_errors(d.path()));
     match status {
         Ok(s) => match (s.code(), s.signal()) {
+            // Data was lost after a close had returned: a command that
+            // says it succeeded did not.
+            (Some(0), _) if late > 0 => ExitCode::from(crate::EXIT_LATE),
             (Some(c), _) => ExitCode::from(c.clamp(0, 255) as u8),
             (None, Some(sig)) => die_by(sig),
             (None, None) => ExitCode::FAILURE,
@@ -147,4 +152,27 @@ pub fn run(
             ExitCode::from(crate::EXIT_LAUNCH)
         }
     }
+}
+
+/// Prints the errors the shim wrote to `dir` (relaxed close: they arrived
+/// after the `close` that would have returned them); how many there were.
+fn late_errors(dir: &Path) -> usize {
+    let mut lines: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .flat_map(|t| t.lines().map(str::to_owned).collect::<Vec<_>>())
+        .collect();
+    lines.sort();
+    if !lines.is_empty() {
+        eprintln!(
+            "conveyor: {} error(s) after close returned (--relaxed-close); this data may not be on storage:",
+            lines.len()
+        );
+        for l in &lines {
+            eprintln!("  {l}");
+        }
+    }
+    lines.len()
 }

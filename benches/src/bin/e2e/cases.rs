@@ -223,6 +223,15 @@ impl Case {
     pub fn has_eatmydata_peer(self) -> bool {
         matches!(self, Case::DdWrite4k | Case::TarExtract | Case::Sqlite)
     }
+
+    /// Whether relaxed close (`CONVEYOR_CLOSE=relaxed`) runs too: the jobs
+    /// that write many small files, where close-to-open is the floor.
+    pub fn has_relaxed_peer(self) -> bool {
+        matches!(
+            self,
+            Case::TarExtract | Case::GitCheckout | Case::Postmark | Case::Make
+        )
+    }
 }
 
 /// Inputs shared by all targets, made once on local disk.

@@ -80,6 +80,9 @@ fn variants(c: Case, rep: usize, pre: &Preloads) -> Vec<Variant> {
     if c.has_eatmydata_peer() && pre.eatmydata.is_some() {
         v.push(Variant::EatMyData);
     }
+    if c.has_relaxed_peer() {
+        v.push(Variant::Relaxed);
+    }
     // Rotating the order evens out whatever the previous run leaves behind
     // (warm caches, a busy flusher of the filesystem).
     let k = rep % v.len();

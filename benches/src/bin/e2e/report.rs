@@ -339,17 +339,29 @@ pub fn render(r: &Results) -> String {
         }
         o.push('\n');
     }
-    for mode in [Mode::Page, Mode::Direct] {
-        if r.targets
-            .iter()
-            .any(|t| t.mode == mode && t.runs.iter().any(|x| x.variant == Variant::EatMyData))
-        {
-            let _ = writeln!(
-                o,
-                "## libeatmydata, {} (fsync made a no-op: not durable)\n",
-                mode.label()
-            );
-            mode_table(&mut o, r, mode, Variant::EatMyData);
+    // The peers: a mode of conveyor's that gives something up, and a
+    // library that gives up more.
+    let peers = [
+        (
+            Variant::Relaxed,
+            "Relaxed close",
+            "`CONVEYOR_CLOSE=relaxed`: other programs see the data at the process's barriers",
+        ),
+        (
+            Variant::EatMyData,
+            "libeatmydata",
+            "fsync made a no-op: not durable",
+        ),
+    ];
+    for (v, name, what) in peers {
+        for mode in [Mode::Page, Mode::Direct] {
+            if r.targets
+                .iter()
+                .any(|t| t.mode == mode && t.runs.iter().any(|x| x.variant == v))
+            {
+                let _ = writeln!(o, "## {name}, {} ({what})\n", mode.label());
+                mode_table(&mut o, r, mode, v);
+            }
         }
     }
     let _ = writeln!(
@@ -369,7 +381,12 @@ pub fn render(r: &Results) -> String {
             vec![Case::DdWrite4k, Case::DdRead4k]
         };
         for c in cases {
-            for v in [Variant::Plain, Variant::Conveyor, Variant::EatMyData] {
+            for v in [
+                Variant::Plain,
+                Variant::Conveyor,
+                Variant::Relaxed,
+                Variant::EatMyData,
+            ] {
                 if let Some(q) = t.requests(c, v) {
                     req_row(&mut o, t, c, v, &q);
                 }

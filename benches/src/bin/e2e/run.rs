@@ -16,6 +16,9 @@ pub enum Variant {
     /// `LD_PRELOAD=libeatmydata.so`: fsync and O_SYNC become no-ops, so it
     /// gives up durability; a peer, not an equal.
     EatMyData,
+    /// conveyor with `CONVEYOR_CLOSE=relaxed`: `close` returns once the
+    /// data is queued (other programs see it at the process's barriers).
+    Relaxed,
 }
 
 impl Variant {
@@ -25,6 +28,7 @@ impl Variant {
             Variant::Plain => "plain",
             Variant::Conveyor => "conveyor",
             Variant::EatMyData => "eatmydata",
+            Variant::Relaxed => "relaxed",
         }
     }
 }
@@ -95,6 +99,11 @@ pub fn timed(p: &Prepared, v: Variant, pre: &Preloads, paths: &Path) -> Result<R
         Variant::Conveyor => {
             cmd.env("LD_PRELOAD", &pre.conveyor)
                 .env("CONVEYOR_PATHS", paths);
+        }
+        Variant::Relaxed => {
+            cmd.env("LD_PRELOAD", &pre.conveyor)
+                .env("CONVEYOR_PATHS", paths)
+                .env("CONVEYOR_CLOSE", "relaxed");
         }
         Variant::EatMyData => {
             let lib = pre

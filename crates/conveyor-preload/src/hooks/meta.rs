@@ -4,6 +4,8 @@
 //! set-id bits, capabilities) is set after the file's pending data is on
 //! storage, whether the call names the file by descriptor or by path.
 
+use crate::desc::Meta;
+use crate::ops::behind::{defer_meta, times_of, times_of_timeval};
 use crate::ops::meta::{before_meta_fd, before_meta_path};
 use crate::real;
 use libc::{c_char, c_int, c_void, gid_t, mode_t, size_t, timespec, timeval, uid_t, utimbuf};
@@ -50,10 +52,41 @@ macro_rules! by_at {
     };
 }
 
-by_fd!(futimens(fd: c_int, times: *const timespec));
-by_fd!(futimes(fd: c_int, tv: *const timeval));
-by_fd!(fchmod(fd: c_int, mode: mode_t));
-by_fd!(fchown(fd: c_int, uid: uid_t, gid: gid_t));
+/// Like `by_fd!`, for a change that relaxed close may hold back until the
+/// file's data is written (`ops::behind`): `$meta` is the change as the
+/// shim keeps it, or `None` when it cannot be kept exactly (the real call
+/// then reports the bad argument).
+macro_rules! by_fd_deferrable {
+    ($name:ident($fd:ident: c_int $(, $a:ident: $t:ty)*), $meta:expr) => {
+        /// # Safety
+        /// As for the C function of this name.
+        #[cfg_attr(not(test), no_mangle)]
+        pub unsafe extern "C" fn $name($fd: c_int $(, $a: $t)*) -> c_int {
+            if crate::fdtable::is_managed($fd) {
+                let meta: Option<Meta> = $meta;
+                if meta.is_some_and(|m| defer_meta(stringify!($name), $fd, m)) {
+                    return 0;
+                }
+            }
+            before_meta_fd(stringify!($name), $fd);
+            // SAFETY: the caller's arguments.
+            unsafe { real::$name($fd $(, $a)*) }
+        }
+    };
+}
+
+by_fd_deferrable!(
+    futimens(fd: c_int, times: *const timespec),
+    // SAFETY: `times` is null or points to two structs, as futimens requires.
+    unsafe { times_of(times) }
+);
+by_fd_deferrable!(
+    futimes(fd: c_int, tv: *const timeval),
+    // SAFETY: `tv` is null or points to two structs, as futimes requires.
+    unsafe { times_of_timeval(tv) }
+);
+by_fd_deferrable!(fchmod(fd: c_int, mode: mode_t), Some(Meta::Mode(mode)));
+by_fd_deferrable!(fchown(fd: c_int, uid: uid_t, gid: gid_t), Some(Meta::Owner(uid, gid)));
 by_fd!(fsetxattr(fd: c_int, name: *const c_char, value: *const c_void, size: size_t, flags: c_int));
 
 by_path!(utimes(path: *const c_char, tv: *const timeval), follow: true);

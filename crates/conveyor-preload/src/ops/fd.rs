@@ -22,6 +22,7 @@ fn settle(d: Arc<Desc>, inside: &Inside) -> Result<(), Errno> {
         d.backend.take();
     }
     let flushed = d.handle(inside).flush();
+    super::behind::apply_meta(&d, inside);
     // Another fd of the description, or a call still running on it, keeps
     // using the backend.
     let released = if Arc::strong_count(&d) == 1 {
@@ -63,6 +64,10 @@ pub fn close(fd: c_int) -> c_int {
         return unsafe { real::close(fd) };
     };
     counts::hit("close");
+    let d = match super::behind::close(fd, d) {
+        Ok(r) => return r,
+        Err(d) => d,
+    };
     let settled = guard::settle(|i| crate::backend::lend(fd, || settle(d, i)));
     // SAFETY: closing the program's own descriptor, as it asked.
     let r = unsafe { real::close(fd) };
@@ -216,13 +221,22 @@ pub fn duplicated(old: c_int, new: c_int, name: &'static str) -> c_int {
 
 fn lock_op(fd: c_int, unlock: bool, name: &'static str, call: impl FnOnce() -> c_int) -> c_int {
     if unlock {
-        // Releasing a lock publishes what was written under it.
-        return before_fd(name, fd, call, |d, i| d.handle(i).flush());
+        // Releasing a lock publishes what was written under it (and, with
+        // relaxed close, what every file closed before it).
+        return before_fd(name, fd, call, |d, i| {
+            super::behind::settle_all(i);
+            d.handle(i).flush()
+        });
     }
     let Some(d) = fdtable::get(fd) else {
         return call();
     };
     counts::hit(name);
+    // A lock is a barrier for relaxed close, and a description that held
+    // one closes as the program's close does (the duplicate's later close
+    // would release the program's locks at another moment).
+    d.set_locked();
+    guard::quietly(super::behind::settle_all);
     let r = call();
     if r == 0 {
         // Taking a lock: what others wrote before is to be seen now.

@@ -62,6 +62,9 @@ pub fn stat_path(
         let engine = shim.engine(i);
         if let Some(p) = engine.pending_end(key) {
             counts::hit(name);
+            // A close in flight, or metadata held back, is set first: the
+            // repeated stat sees it.
+            super::behind::settle_file(key, i);
             again();
             if let Some(a) = seen() {
                 engine.observe(key, a);
@@ -98,6 +101,7 @@ pub unsafe fn before_path_change(
     guard::within(|i| {
         let engine = shim.engine(i);
         engine.pending_end(key)?;
+        super::behind::settle_file(key, i);
         engine.flush_file(key);
         Some(key)
     })
@@ -157,6 +161,8 @@ pub fn fsync(name: &'static str, fd: c_int, data_only: bool) -> c_int {
         }
     };
     on_fd(name, fd, pass, |d, i| {
+        // A barrier for relaxed close: files closed before it are written.
+        super::behind::settle_all(i);
         d.handle(i).sync(data_only).map(|_| 0)
     })
 }
@@ -178,7 +184,10 @@ pub fn sync_file_range(fd: c_int, off: i64, n: i64, flags: libc::c_uint) -> c_in
 pub fn sync_all(name: &'static str) {
     if let Some(shim) = state::get() {
         counts::hit(name);
-        guard::quietly(|i| shim.engine(i).flush_all());
+        guard::quietly(|i| {
+            super::behind::settle_all(i);
+            shim.engine(i).flush_all()
+        });
     }
 }
 
@@ -201,8 +210,12 @@ pub fn before_meta_fd(name: &'static str, fd: c_int) {
         let engine = shim.engine(i);
         if let Some(d) = d {
             // The program's call on `fd` is running: its data can go
-            // through `fd` itself.
-            return crate::backend::lend(fd, || settle_file(name, engine, d.key));
+            // through `fd` itself (and metadata held back before this
+            // call, which comes after it).
+            return crate::backend::lend(fd, || {
+                super::behind::before_op(&d, i);
+                settle_file(name, engine, d.key)
+            });
         }
         // Another descriptor of a managed file (O_PATH, say): only when
         // data is waiting anywhere, so a program writing nothing pays nothing.
@@ -234,7 +247,7 @@ pub unsafe fn before_meta_path(
     let Some(shim) = state::get() else { return };
     guard::quietly(|i| {
         let engine = shim.engine(i);
-        if !engine.has_pending() {
+        if !engine.has_pending() && !super::behind::any() {
             return;
         }
         // SAFETY: `st` is a plain C struct the call fills.
@@ -244,6 +257,7 @@ pub unsafe fn before_meta_path(
         if unsafe { real::fstatat64(dirfd, path, &mut st, flags) } == 0 && is_regular(st.st_mode) {
             // SAFETY: as above.
             if let Some(key) = unsafe { path_key(dirfd, path, st.st_dev, st.st_ino) } {
+                super::behind::settle_file(key, i);
                 settle_file(name, engine, key);
             }
         }

@@ -2,6 +2,7 @@
 //! arguments into engine calls and results back into C conventions. The
 //! hooks above only decide "managed or not" and call in here.
 
+pub mod behind;
 pub mod fd;
 pub mod io;
 pub mod meta;
@@ -62,6 +63,7 @@ fn on_fd<R: Failure>(
     };
     counts::hit(name);
     guard::run(pass, |inside| {
+        behind::before_op(&d, inside);
         exposed_before(fd, &d, inside)?;
         let r = crate::backend::lend(fd, || op(&d, inside));
         exposed_after(fd, &d, inside);
@@ -81,7 +83,11 @@ fn before_fd<R: Failure>(
 ) -> R {
     if let Some(d) = fdtable::get(fd) {
         counts::hit(name);
-        if let Err(e) = guard::settle(|inside| crate::backend::lend(fd, || op(&d, inside))) {
+        let prepare = |inside: &Inside| {
+            behind::before_op(&d, inside);
+            op(&d, inside)
+        };
+        if let Err(e) = guard::settle(|inside| crate::backend::lend(fd, || prepare(inside))) {
             real::set_errno(e.0);
             return R::failure();
         }
@@ -158,6 +164,7 @@ fn exposed_after(fd: libc::c_int, d: &Desc, inside: &Inside) {
 /// already looked it up in the table). Returns a write error not yet
 /// reported through it.
 pub(crate) fn hand_over(fd: libc::c_int, d: &Desc, inside: &Inside) -> Result<(), Errno> {
+    behind::apply_meta(d, inside);
     let moved = exposed_before(fd, d, inside);
     let r = d.handle(inside).hand_over(|pos| set_kernel_offset(fd, pos));
     for (other, od) in fdtable::all() {

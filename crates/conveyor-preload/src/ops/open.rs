@@ -153,9 +153,22 @@ fn manage(
         // The kernel serves this storage at memory speed: the shim stays
         // out of the way (and, the decision being made once per device
         // before any file of it is managed, no file of it is managed).
+        if dev.undecided {
+            // Should the device be found slow later, this file stays with
+            // the kernel: its descriptors must agree on who serves it.
+            if let Some(key) = fd_key(fd, &st) {
+                passthrough::pass_through(key);
+            }
+        }
         return None;
     }
     let single = kind.single_handle;
+    // Relaxed close: not where a close commits the file (s3fs, rclone),
+    // nor on a standard stream.
+    let behind = crate::desc::Behind {
+        close: shim.close == crate::settings::Close::Relaxed && !single && fd > policy::LAST_STD_FD,
+        meta: flags & (libc::O_CREAT | libc::O_EXCL) == libc::O_CREAT | libc::O_EXCL,
+    };
     let key = fd_key(fd, &st)?;
     if passthrough::passed(key) {
         return None;
@@ -183,12 +196,9 @@ fn manage(
         if let Some(handle) = engine.open_alone(key, &name, own.clone(), mode) {
             tracing::info!("managing {name} (fd {fd})");
             handle.observe(attrs_of!(st));
-            return Some(Arc::new(Desc::new(
-                handle,
-                own,
-                key,
-                fd <= policy::LAST_STD_FD,
-            )));
+            return Some(Arc::new(
+                Desc::new(handle, own, key, fd <= policy::LAST_STD_FD).with_behind(behind),
+            ));
         }
     }
     let Some(mut backend) = registry::shared_backend(key)
@@ -232,10 +242,7 @@ fn manage(
     // What the file looks like now: a later stat that differs in a way
     // this process's writes do not explain means another process changed it.
     handle.observe(attrs_of!(st));
-    Some(Arc::new(Desc::new(
-        handle,
-        backend,
-        key,
-        fd <= policy::LAST_STD_FD,
-    )))
+    Some(Arc::new(
+        Desc::new(handle, backend, key, fd <= policy::LAST_STD_FD).with_behind(behind),
+    ))
 }

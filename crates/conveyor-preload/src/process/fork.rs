@@ -9,7 +9,8 @@
 //! 1. `ops::retire`'s list of retired private descriptors;
 //! 2. `registry`'s shared-backend list, then `passthrough`'s files;
 //! 3. `backend`'s list of private descriptors;
-//! 4. `counts`' test counters.
+//! 4. `counts`' test counters;
+//! 5. `ops::behind`'s queue of closes in flight (empty after the barrier).
 //!
 //! Engine locks are not among them: the child never uses the parent's
 //! engine (`state::fork_child` gives it a new one).
@@ -26,6 +27,7 @@ pub struct ForkHold {
     passed: crate::passthrough::ForkHold,
     _private: std::sync::MutexGuard<'static, Vec<libc::c_int>>,
     counts: std::sync::MutexGuard<'static, Vec<(&'static str, u64)>>,
+    behind: crate::ops::behind::ForkHold,
 }
 
 /// `fork` (and `vfork`, which runs as `fork`: a vfork child shares the
@@ -55,6 +57,7 @@ fn before_fork(name: &'static str) -> ForkHold {
         passed: crate::passthrough::hold_for_fork(),
         _private: crate::backend::hold_for_fork(),
         counts: crate::counts::hold_for_fork(),
+        behind: crate::ops::behind::hold_for_fork(),
     }
 }
 
@@ -72,8 +75,12 @@ fn in_child(mut hold: ForkHold) {
     fdtable::forget_all();
     hold.counts.clear();
     let ForkHold {
-        backends, passed, ..
+        backends,
+        passed,
+        behind,
+        ..
     } = hold;
+    behind.in_child();
     backends.in_child();
     passed.in_child(&inherited);
     state::fork_child();

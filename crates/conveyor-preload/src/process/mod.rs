@@ -45,6 +45,8 @@ pub fn barrier(name: &'static str, reach: Reach) {
     }
     counts::hit(name);
     guard::quietly(|i| {
+        // Files closed behind (relaxed close) are written and closed too.
+        crate::ops::behind::settle_all(i);
         let engine = shim.engine(i);
         engine.flush_all();
         let all = fdtable::all();
@@ -124,6 +126,7 @@ pub fn at_exit(last: bool) {
         if state::owner() == unsafe { libc::getpid() } {
             crate::live::stop();
             guard::quietly(|i| {
+                crate::ops::behind::settle_all(i);
                 let engine = shim.engine(i);
                 engine.flush_all();
                 // A forked child that managed nothing (one about to exec,
