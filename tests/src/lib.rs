@@ -113,6 +113,8 @@ impl Run {
             "CONVEYOR_MODE",
             "CONVEYOR_CLOSE",
             "CONVEYOR_LATE_ERRORS",
+            "CONVEYOR_MAX_AGE",
+            "CONVEYOR_DEFER_LIMIT",
             "CONVEYOR_LOG",
             "CONVEYOR_LOG_FILE",
             "CONVEYOR_STATS",

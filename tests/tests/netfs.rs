@@ -294,7 +294,11 @@ for i in range({files}):
 "#
     );
     let mark = fs.log_mark();
-    let r = Run::new(common::python().to_str().unwrap(), &["-c", &script], &d);
+    // Small data waits for each close however long the machine makes the
+    // program take (a background write's duplicate would upload once more).
+    let r = Run::new(common::python().to_str().unwrap(), &["-c", &script], &d)
+        .env("CONVEYOR_MAX_AGE", "60m")
+        .env("CONVEYOR_DEFER_LIMIT", "60m");
     let out = if shim {
         r.shimmed(&fs.mnt()).0
     } else {

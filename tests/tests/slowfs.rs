@@ -144,7 +144,12 @@ fn a_managed_small_file_costs_no_request_more() {
             let d = fs.mnt().join(format!("{prog}-{dir}"));
             std::fs::create_dir(&d).unwrap();
             let before = fs.stats();
-            let run = Run::new(prog, &args, &d);
+            // Small data waits for each close however long the machine
+            // makes the program take (no background write, whose
+            // duplicate would count a flush).
+            let run = Run::new(prog, &args, &d)
+                .env("CONVEYOR_MAX_AGE", "60m")
+                .env("CONVEYOR_DEFER_LIMIT", "60m");
             let out = if shim {
                 let (out, c) = run.shimmed(&d);
                 assert!(

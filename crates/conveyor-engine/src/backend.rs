@@ -42,8 +42,10 @@ pub trait Backend: Send + Sync + 'static {
     /// description works through the program's descriptor until a worker
     /// needs one of its own, whose close is one more flush). The engine
     /// then starts no background write for less than a request's worth of
-    /// pending data: the program's next flush, close, full request or
-    /// overdue write (`Config::max_age`) writes it, on its own thread.
+    /// pending data: the program's next flush, close or full request writes
+    /// it, on its own thread, and after `Config::defer_limit` without one
+    /// a background write does (a program that stops writing must not
+    /// leave its data unwritten).
     fn defers_background(&self) -> bool {
         false
     }

@@ -36,6 +36,11 @@ pub struct Config {
     /// (`CONVEYOR_MAX_AGE`): a write waits until older data is on storage;
     /// and oldest read-ahead data may get before it is read again.
     pub max_age: Duration,
+    /// Longest that pending data smaller than one request waits for the
+    /// program's own next flush or close where background I/O would cost a
+    /// request more (`Backend::defers_background`); then it is written in
+    /// the background, as any other file's.
+    pub defer_limit: Duration,
     /// A reader that comes back to a file after a pause this long finds
     /// its read-ahead data dropped and reads storage again: another
     /// program may have changed the file meanwhile.
@@ -57,6 +62,7 @@ impl Default for Config {
             max_inflight: 1,
             workers: 16,
             max_age: Duration::from_secs(5),
+            defer_limit: Duration::from_millis(50),
             revalidate_after: Duration::from_millis(100),
         }
     }
@@ -77,6 +83,7 @@ impl Config {
         self.workers = self.workers.max(1);
         self.max_age = self.max_age.max(Duration::from_millis(1));
         self.revalidate_after = self.revalidate_after.min(self.max_age);
+        self.defer_limit = self.defer_limit.min(self.max_age);
         self
     }
 }

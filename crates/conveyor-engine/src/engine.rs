@@ -108,6 +108,7 @@ impl Engine {
             budget: Arc::new(Budget::new(cfg.max_memory)),
             totals,
             closed: Mutex::new(VecDeque::new()),
+            deferrals: Arc::new(crate::defer::Deferrals::new(start)),
             clock,
             cfg,
         };

@@ -125,6 +125,7 @@
 //! | `index.rs` | extent index: where the newest pending copy of each byte lives (last writer wins) |
 //! | `read_ahead.rs` | sequential detection and prefetch windows per handle, invalidation |
 //! | `age.rs` | how old a file's oldest pending write is (the maximum age) |
+//! | `defer.rs` | the timer that writes, after `Config::defer_limit`, small data a file holds for the program's own thread |
 //! | `aimd.rs` | how many write requests a file keeps in flight |
 //! | `budget.rs` | process-wide memory cap and the segment free list |
 //! | `pool.rs` | worker threads, started on demand, shared by all files |
@@ -143,6 +144,7 @@ pub mod backend;
 mod budget;
 pub mod clock;
 pub mod config;
+mod defer;
 mod engine;
 pub mod error;
 mod file;

@@ -210,6 +210,7 @@ fn small_config() -> Config {
         workers: 4,
         // Short enough that writers under latency also wait for age.
         max_age: Duration::from_millis(5),
+        defer_limit: Duration::from_millis(1),
         revalidate_after: Duration::from_millis(5),
     }
 }

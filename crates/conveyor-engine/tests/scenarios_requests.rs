@@ -101,6 +101,9 @@ fn e02_small_pending_data_waits_for_the_flush_where_background_costs() {
     });
     let cfg = Config {
         io_size: 64 * K,
+        // Longer than any test: no timer write in this one (e03 has it).
+        defer_limit: ms(3_600_000),
+        max_age: ms(7_200_000),
         ..Config::default()
     };
     let e = Engine::new(cfg);
@@ -138,6 +141,46 @@ fn e02_small_pending_data_waits_for_the_flush_where_background_costs() {
     let mut want = data.clone();
     want.extend_from_slice(&more);
     assert!(storage.contents() == want);
+}
+
+// Proves: small data held for the program's thread does not wait for ever.
+// A writer that stops without flushing or closing (it waits for a reader,
+// or it is about to be killed) finds its data on storage after
+// `defer_limit`, written in the background; before the bound existed it
+// stayed in memory until the close.
+#[test]
+fn e03_small_pending_data_is_written_after_the_defer_limit() {
+    let storage = mem(MockConfig {
+        defers_background: true,
+        ..MockConfig::default()
+    });
+    let cfg = Config {
+        io_size: 64 * K,
+        defer_limit: ms(1),
+        ..Config::default()
+    };
+    let e = Engine::new(cfg);
+    let h = open(&e, 23, &storage, Mode::WRITE);
+    let data = pattern(23, 10 * K);
+    for c in data.chunks(1000) {
+        assert_eq!(h.write(c), Ok(c.len()));
+    }
+    assert!(
+        wait_until(ms(60_000), || storage.contents() == data),
+        "the data stayed in memory: {:?}",
+        storage.requests()
+    );
+    // And again after the first batch: the timer is armed by every write
+    // that leaves data waiting.
+    let more = pattern(24, 3 * K);
+    assert_eq!(h.write(&more), Ok(more.len()));
+    let mut want = data.clone();
+    want.extend_from_slice(&more);
+    assert!(
+        wait_until(ms(60_000), || storage.contents() == want),
+        "the second write stayed in memory"
+    );
+    assert_eq!(h.close(), Ok(()));
 }
 
 // Proves: a small file read to its end in large reads (as `cat` reads,

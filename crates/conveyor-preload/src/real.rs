@@ -199,6 +199,14 @@ reals! {
     mmap(addr: *mut c_void, len: size_t, prot: c_int, flags: c_int, fd: c_int, off: off_t) -> *mut c_void;
     mmap64(addr: *mut c_void, len: size_t, prot: c_int, flags: c_int, fd: c_int, off: off64_t) -> *mut c_void;
     fdopen(fd: c_int, mode: *const c_char) -> *mut FILE;
+    mkstemp(template: *mut c_char) -> c_int;
+    mkstemp64(template: *mut c_char) -> c_int;
+    mkostemp(template: *mut c_char, flags: c_int) -> c_int;
+    mkostemp64(template: *mut c_char, flags: c_int) -> c_int;
+    mkstemps(template: *mut c_char, suffix: c_int) -> c_int;
+    mkstemps64(template: *mut c_char, suffix: c_int) -> c_int;
+    mkostemps(template: *mut c_char, suffix: c_int, flags: c_int) -> c_int;
+    mkostemps64(template: *mut c_char, suffix: c_int, flags: c_int) -> c_int;
     futimens(fd: c_int, times: *const libc::timespec) -> c_int;
     futimes(fd: c_int, tv: *const libc::timeval) -> c_int;
     fchmod(fd: c_int, mode: mode_t) -> c_int;

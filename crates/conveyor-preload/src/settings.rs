@@ -1,7 +1,7 @@
 //! The shim's settings, read from the environment once, in the library
 //! constructor: the engine's sizes and durations (`CONVEYOR_WRITE_BUFFER`,
 //! `CONVEYOR_IO_SIZE`, `CONVEYOR_READ_AHEAD`, `CONVEYOR_MAX_MEMORY`,
-//! `CONVEYOR_MAX_AGE`), the selected paths (`CONVEYOR_PATHS`,
+//! `CONVEYOR_MAX_AGE`, `CONVEYOR_DEFER_LIMIT`), the selected paths (`CONVEYOR_PATHS`,
 //! canonicalised and normalised), the mode (`CONVEYOR_MODE`) and the close
 //! mode (`CONVEYOR_CLOSE`). A bad value is reported by the caller,
 //! naming the variable and the expected form.
@@ -20,6 +20,13 @@ fn size(name: &str, default: usize) -> Result<usize, Bad> {
     match var(name) {
         None => Ok(default),
         Some(v) => parse_size(&v).map_err(|e| Bad(format!("{name}: {e}"))),
+    }
+}
+
+fn duration(name: &str, default: std::time::Duration) -> Result<std::time::Duration, Bad> {
+    match var(name) {
+        None => Ok(default),
+        Some(v) => parse_duration(&v).map_err(|e| Bad(format!("{name}: {e}"))),
     }
 }
 
@@ -43,10 +50,8 @@ pub fn config() -> Result<Config, Bad> {
         io_size: size("CONVEYOR_IO_SIZE", d.io_size)?,
         read_ahead: size("CONVEYOR_READ_AHEAD", d.read_ahead)?,
         max_memory: size("CONVEYOR_MAX_MEMORY", d.max_memory)?,
-        max_age: match var("CONVEYOR_MAX_AGE") {
-            None => d.max_age,
-            Some(v) => parse_duration(&v).map_err(|e| Bad(format!("CONVEYOR_MAX_AGE: {e}")))?,
-        },
+        max_age: duration("CONVEYOR_MAX_AGE", d.max_age)?,
+        defer_limit: duration("CONVEYOR_DEFER_LIMIT", d.defer_limit)?,
         ..d
     })
 }

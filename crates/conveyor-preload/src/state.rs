@@ -18,6 +18,9 @@ pub struct Shim {
     engine: Engine,
     /// Selected path prefixes, absolute and without a trailing slash.
     pub paths: Vec<Vec<u8>>,
+    /// The same as given (normalised, links not resolved): what a path a
+    /// program names may start with (`ops::stream`).
+    pub named_paths: Vec<Vec<u8>>,
     /// Whether files on fast local storage are managed too.
     pub mode: settings::Mode,
     /// Whether `close` may return before the data is on storage
@@ -68,6 +71,7 @@ pub fn fork_child() {
             crate::guard::thread_start,
         ),
         paths: parent.paths.clone(),
+        named_paths: parent.named_paths.clone(),
         mode: parent.mode,
         close: parent.close,
     };
@@ -126,6 +130,11 @@ pub fn init() {
         }
     };
     let paths = settings::paths(&raw);
+    let named_paths = raw
+        .split(':')
+        .filter(|e| e.starts_with('/'))
+        .map(|e| settings::normalize(e.as_bytes()))
+        .collect();
     if paths.is_empty() {
         tracing::warn!("CONVEYOR_PATHS has no usable entry; conveyor passes everything through");
         return;
@@ -136,6 +145,7 @@ pub fn init() {
         .set(Shim {
             engine: Engine::with_thread_start(cfg, crate::guard::thread_start),
             paths,
+            named_paths,
             mode,
             close,
         })

@@ -11,6 +11,7 @@ use crate::units;
 use conveyor_engine::{parse_duration, parse_log_level, parse_size, Config};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Where a value comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +51,7 @@ pub const KNOWN: &[&str] = &[
     "CONVEYOR_READ_AHEAD",
     "CONVEYOR_MAX_MEMORY",
     "CONVEYOR_MAX_AGE",
+    "CONVEYOR_DEFER_LIMIT",
     "CONVEYOR_LIVE_DIR",
     "CONVEYOR_TEST_COUNTS",
 ];
@@ -94,11 +96,19 @@ fn missing_dir(template: &str) -> Option<String> {
     }
 }
 
-fn size(name: &'static str, default: usize, v: Option<(String, Origin)>) -> Verdict {
+/// The verdict on a value parsed by `parse`: shown as `show` makes it, or
+/// the parser's message; `default` shown when unset.
+fn parsed<T, E: std::fmt::Display>(
+    name: &'static str,
+    default: T,
+    v: Option<(String, Origin)>,
+    parse: impl Fn(&str) -> Result<T, E>,
+    show: impl Fn(T) -> String,
+) -> Verdict {
     let (meaning, problem) = match &v {
-        None => (format!("{} (default)", units::bytes(default as u64)), None),
-        Some((s, _)) => match parse_size(s) {
-            Ok(n) => (units::bytes(n as u64), None),
+        None => (format!("{} (default)", show(default)), None),
+        Some((s, _)) => match parse(s) {
+            Ok(n) => (show(n), None),
             Err(e) => (
                 String::new(),
                 Some(format!(
@@ -114,6 +124,16 @@ fn size(name: &'static str, default: usize, v: Option<(String, Origin)>) -> Verd
         problem,
         notes: Vec::new(),
     }
+}
+
+fn size(name: &'static str, default: usize, v: Option<(String, Origin)>) -> Verdict {
+    parsed(name, default, v, parse_size, |n| units::bytes(n as u64))
+}
+
+fn duration(name: &'static str, default: Duration, v: Option<(String, Origin)>) -> Verdict {
+    parsed(name, default, v, parse_duration, |t| {
+        format!("{} ms", t.as_millis())
+    })
 }
 
 fn lossy(v: Option<(OsString, Origin)>) -> Option<(String, Origin)> {
@@ -315,26 +335,12 @@ after this process's next exit, exec, fsync or lock"
         get("CONVEYOR_MAX_MEMORY"),
     ));
 
-    let age = get("CONVEYOR_MAX_AGE");
-    let (meaning, problem) = match &age {
-        None => (format!("{} ms (default)", d.max_age.as_millis()), None),
-        Some((s, _)) => match parse_duration(s) {
-            Ok(t) => (format!("{} ms", t.as_millis()), None),
-            Err(e) => (
-                String::new(),
-                Some(format!(
-                    "CONVEYOR_MAX_AGE: {e}; the shim would pass everything through"
-                )),
-            ),
-        },
-    };
-    out.push(Verdict {
-        name: "CONVEYOR_MAX_AGE",
-        value: age,
-        meaning,
-        problem,
-        notes: Vec::new(),
-    });
+    for (name, default) in [
+        ("CONVEYOR_MAX_AGE", d.max_age),
+        ("CONVEYOR_DEFER_LIMIT", d.defer_limit),
+    ] {
+        out.push(duration(name, default, get(name)));
+    }
 
     let live = get("CONVEYOR_LIVE_DIR");
     let mut v = Verdict {

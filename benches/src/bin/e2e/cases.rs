@@ -31,6 +31,10 @@ pub struct Sizes {
     pub postmark_files: usize,
     /// postmark's transactions.
     pub postmark_txns: usize,
+    /// MiB of the text file `sort` and `awk` read.
+    pub text_mib: usize,
+    /// Lines the C program writes with `fprintf`.
+    pub fprintf_lines: usize,
 }
 
 impl Sizes {
@@ -47,6 +51,8 @@ impl Sizes {
             git_files: 3000,
             postmark_files: 300,
             postmark_txns: 600,
+            text_mib: 50,
+            fprintf_lines: 100_000,
         }
     }
 
@@ -63,6 +69,8 @@ impl Sizes {
             git_files: 300,
             postmark_files: 50,
             postmark_txns: 100,
+            text_mib: 4,
+            fprintf_lines: 10_000,
         }
     }
 }
@@ -92,11 +100,19 @@ pub enum Case {
     GitCheckout,
     /// postmark: small files created, read, appended and deleted.
     Postmark,
+    /// A C program writing a log with one `fprintf` per line (a stdio
+    /// stream of the default size).
+    FprintfLog,
+    /// `sort -n -o` of a text file (read through stdio; written through
+    /// stdout on descriptor 1).
+    Sort,
+    /// `awk` filtering a text file into a file of its own (`print > f`).
+    Awk,
 }
 
 impl Case {
     /// Every case, in table order.
-    pub const ALL: [Case; 11] = [
+    pub const ALL: [Case; 14] = [
         Case::DdWrite4k,
         Case::DdWrite1m,
         Case::DdRead4k,
@@ -108,6 +124,9 @@ impl Case {
         Case::Make,
         Case::GitCheckout,
         Case::Postmark,
+        Case::FprintfLog,
+        Case::Sort,
+        Case::Awk,
     ];
 
     /// Short name used in results and on the command line.
@@ -124,6 +143,9 @@ impl Case {
             Case::Make => "make_c",
             Case::GitCheckout => "git_checkout",
             Case::Postmark => "postmark",
+            Case::FprintfLog => "fprintf_log",
+            Case::Sort => "sort",
+            Case::Awk => "awk",
         }
     }
 
@@ -161,6 +183,9 @@ impl Case {
                 "postmark, {} files, {} transactions",
                 s.postmark_files, s.postmark_txns
             ),
+            Case::FprintfLog => format!("C fprintf log, {} lines", s.fprintf_lines),
+            Case::Sort => format!("sort -n -o of {} MiB of text", s.text_mib),
+            Case::Awk => format!("awk filtering {} MiB of text into a file", s.text_mib),
         }
     }
 
@@ -176,6 +201,9 @@ impl Case {
             Case::Make => &[("make", "make"), ("cc", "gcc")],
             Case::GitCheckout => &[("git", "git")],
             Case::Postmark => &[("postmark", "postmark")],
+            Case::FprintfLog => &[("cc", "gcc")],
+            Case::Sort => &[("sort", "coreutils")],
+            Case::Awk => &[("awk", "mawk")],
         }
     }
 
@@ -188,6 +216,8 @@ impl Case {
                 if !matches!(
                     self,
                     Case::DdRead4k
+                        | Case::Sort
+                        | Case::Awk
                         | Case::FioRandRead
                         | Case::Sqlite
                         | Case::Make
@@ -252,6 +282,14 @@ pub struct Inputs {
     pub git: Option<GitRepo>,
     /// postmark's configuration and reference report (when it runs).
     pub postmark: Option<Postmark>,
+    /// The text `sort` and `awk` read, and what each must write.
+    pub text: PathBuf,
+    /// `sort -n` of `text`.
+    pub sorted: PathBuf,
+    /// What the awk program writes from `text`.
+    pub filtered: PathBuf,
+    /// The fprintf logger (when its case runs) and the log it writes.
+    pub fprintf: Option<(PathBuf, PathBuf)>,
     /// Sizes.
     pub sizes: Sizes,
 }
@@ -359,6 +397,11 @@ impl Inputs {
             .contains(&Case::Postmark)
             .then(|| Postmark::make(dir, sizes.postmark_files, sizes.postmark_txns))
             .transpose()?;
+        let (text, sorted, filtered) = text_inputs(dir, sizes, cases)?;
+        let fprintf = cases
+            .contains(&Case::FprintfLog)
+            .then(|| fprintf_logger(dir, sizes.fprintf_lines))
+            .transpose()?;
         Ok(Inputs {
             tarball,
             tar_bytes,
@@ -368,6 +411,10 @@ impl Inputs {
             make,
             git,
             postmark,
+            text,
+            sorted,
+            filtered,
+            fprintf,
             sizes: sizes.clone(),
         })
     }
@@ -386,6 +433,10 @@ impl Inputs {
             std::fs::write(&fio, rng.bytes(self.sizes.fio_mib << 20)),
             &fio,
         )?;
+        if self.text.exists() {
+            let text = t.raw.join("text.txt");
+            io(std::fs::copy(&self.text, &text), &text)?;
+        }
         Ok(())
     }
 }
@@ -492,12 +543,29 @@ impl Case {
                 "postmark",
                 project(&inp.postmark)?.prepare(&t.raw.join(name), &t.data.join(name))?,
             ),
+            Case::FprintfLog => (
+                project(&inp.fprintf)?.0.to_str().unwrap_or("fprintf-log"),
+                vec![data(name), z.fprintf_lines.to_string()],
+            ),
+            Case::Sort => (
+                "sort",
+                vec!["-n".into(), "-o".into(), data(name), data("text.txt")],
+            ),
+            Case::Awk => (
+                "awk",
+                vec![
+                    format!("$1 % 3 == 0 {{ print $2, $1 > \"{}\" }}", data(name)),
+                    data("text.txt"),
+                ],
+            ),
         };
         let env = match self {
             Case::GitCheckout => GIT_ENV
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            // The reference outputs were made in the C locale.
+            Case::Sort | Case::Awk => vec![("LC_ALL".into(), "C".into())],
             _ => Vec::new(),
         };
         Ok(Prepared {
@@ -564,6 +632,9 @@ impl Case {
             Case::Make => project(&inp.make)?.check(&p.out),
             Case::GitCheckout => project(&inp.git)?.check(&p.out),
             Case::Postmark => project(&inp.postmark)?.check(&p.out, stdout, stderr),
+            Case::FprintfLog => same_file(&p.out, &project(&inp.fprintf)?.1),
+            Case::Sort => same_file(&p.out, &inp.sorted),
+            Case::Awk => same_file(&p.out, &inp.filtered),
         };
         if p.out.is_dir() {
             let _ = std::fs::remove_dir_all(&p.out_seen);
@@ -572,4 +643,88 @@ impl Case {
         }
         r
     }
+}
+
+/// Ok if `got` holds exactly what `want` does.
+fn same_file(got: &Path, want: &Path) -> Result<(), String> {
+    let a = io(std::fs::read(got), got)?;
+    let b = io(std::fs::read(want), want)?;
+    if a == b {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} differs from the reference ({} bytes, expected {})",
+            got.display(),
+            a.len(),
+            b.len()
+        ))
+    }
+}
+
+/// The text `sort` and `awk` read (lines of a number and a word), and the
+/// outputs each must write, made on local disk by the same programs in
+/// the C locale. Nothing is made when neither case runs.
+fn text_inputs(
+    dir: &Path,
+    sizes: &Sizes,
+    cases: &[Case],
+) -> Result<(PathBuf, PathBuf, PathBuf), String> {
+    let text = dir.join("text.txt");
+    let sorted = dir.join("sorted.ref");
+    let filtered = dir.join("filtered.ref");
+    if !cases.iter().any(|c| matches!(c, Case::Sort | Case::Awk)) {
+        return Ok((text, sorted, filtered));
+    }
+    let mut rng = Lcg(11);
+    let mut s = String::with_capacity(sizes.text_mib << 20);
+    while s.len() < sizes.text_mib << 20 {
+        let n = rng.next() % 1_000_000;
+        s.push_str(&format!(
+            "{n} word{} {}\n",
+            rng.next() % 5000,
+            rng.next() % 97
+        ));
+    }
+    io(std::fs::write(&text, s), &text)?;
+    status(
+        Command::new("sort")
+            .env("LC_ALL", "C")
+            .args(["-n", "-o"])
+            .arg(&sorted)
+            .arg(&text),
+    )?;
+    status(
+        Command::new("awk")
+            .env("LC_ALL", "C")
+            .arg(format!(
+                "$1 % 3 == 0 {{ print $2, $1 > \"{}\" }}",
+                filtered.display()
+            ))
+            .arg(&text),
+    )?;
+    Ok((text, sorted, filtered))
+}
+
+const FPRINTF_LOGGER: &str = r#"#include <stdio.h>
+#include <stdlib.h>
+int main(int argc, char **argv) {
+    FILE *f = fopen(argv[1], "w");
+    if (!f) { perror(argv[1]); return 1; }
+    long n = atol(argv[2]);
+    for (long i = 0; i < n; i++)
+        fprintf(f, "%08ld INFO request %ld served in %ld ms\n", i, i % 97, i % 13);
+    return fclose(f) == 0 ? 0 : 1;
+}
+"#;
+
+/// Compiles the fprintf logger and writes, with it, the log each run must
+/// reproduce.
+fn fprintf_logger(dir: &Path, lines: usize) -> Result<(PathBuf, PathBuf), String> {
+    let src = dir.join("fprintf-log.c");
+    io(std::fs::write(&src, FPRINTF_LOGGER), &src)?;
+    let bin = dir.join("fprintf-log");
+    status(Command::new("cc").args(["-O2", "-o"]).arg(&bin).arg(&src))?;
+    let reference = dir.join("fprintf-log.ref");
+    status(Command::new(&bin).arg(&reference).arg(lines.to_string()))?;
+    Ok((bin, reference))
 }

@@ -24,7 +24,7 @@ use crate::read_ahead::{Lookup, Prefetch, ReadAhead, Sizes};
 use crate::stats::{nanos, Counters, Recorder};
 use crate::write_buffer::{Batch, Put, WriteBuffer};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -40,6 +40,8 @@ pub(crate) struct Shared {
     pub closed: Mutex<VecDeque<(String, Arc<Counters>)>>,
     /// Time for the age rules (real time but in tests).
     pub clock: Arc<dyn Clock>,
+    /// Files whose small pending data waits for the program's thread.
+    pub deferrals: Arc<crate::defer::Deferrals>,
 }
 
 struct State {
@@ -77,6 +79,8 @@ pub(crate) struct File {
     // the file for a moment after the last handle closed; gauges count
     // only files with handles.
     pub handles: AtomicUsize,
+    // Set while the file is on the deferral timer's list.
+    deferred: AtomicBool,
     st: Mutex<State>,
     cv: Condvar,
 }
@@ -118,6 +122,7 @@ impl File {
             name: name.to_string(),
             rec,
             handles: AtomicUsize::new(0),
+            deferred: AtomicBool::new(false),
             st: Mutex::new(st),
             cv: Condvar::new(),
             shared,

@@ -125,6 +125,11 @@ impl File {
             let n = self.cut(&mut st);
             drop(st);
             self.start(n);
+        } else if st.wb.in_flight() == 0 && !self.deferred.swap(true, Relaxed) {
+            // Waiting for the program's thread, but not for ever.
+            drop(st);
+            let at = Instant::now() + cfg.defer_limit;
+            self.shared.deferrals.schedule(self, at);
         }
         Ok(end)
     }
@@ -163,6 +168,19 @@ impl File {
     /// Cuts what can go to storage now into batches and queues them;
     /// returns how many jobs to start for them (with [`File::start`], after
     /// the lock is released).
+    /// The deferral timer's turn (`defer`): data that waited for the
+    /// program's thread since the write that scheduled it goes to storage
+    /// in the background now, unless something already writes it.
+    pub(crate) fn deferral_due(self: &Arc<Self>) {
+        self.deferred.store(false, Relaxed);
+        let mut st = self.lock();
+        if st.wb.in_flight() == 0 && st.wb.unissued() > 0 {
+            let n = self.cut(&mut st);
+            drop(st);
+            self.start(n);
+        }
+    }
+
     fn cut(&self, st: &mut State) -> usize {
         let mut n = 0;
         while let Some(b) = st.wb.next_batch(self.shared.cfg.io_size, st.aimd.limit()) {

@@ -92,6 +92,12 @@ mmap_hook!(mmap64, off64_t);
 /// As for `fdopen(3)`.
 #[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn fdopen(fd: c_int, mode: *const c_char) -> *mut FILE {
+    if crate::fdtable::is_managed(fd) {
+        // SAFETY: the caller's mode string.
+        if let Some(f) = unsafe { crate::ops::stream::fdopen(fd, mode) } {
+            return f;
+        }
+    }
     pass_through_fd("fdopen", fd);
     // SAFETY: the caller's arguments.
     unsafe { real::fdopen(fd, mode) }
@@ -166,6 +172,10 @@ macro_rules! fopen_hook {
         /// As for `fopen(3)`.
         #[cfg_attr(not(test), no_mangle)]
         pub unsafe extern "C" fn $name(path: *const c_char, mode: *const c_char) -> *mut FILE {
+            // SAFETY: the caller's C strings.
+            if let Some(f) = unsafe { crate::ops::stream::fopen(path, mode) } {
+                return f;
+            }
             // SAFETY: the caller's C string.
             unsafe { before_stream_open(stringify!($name), path) };
             // SAFETY: the caller's arguments.

@@ -8,6 +8,7 @@ pub mod io;
 pub mod meta;
 pub mod open;
 pub mod retire;
+pub mod stream;
 pub mod transfer;
 
 use crate::desc::Desc;
@@ -190,6 +191,13 @@ fn pass_through_file_of(fd: libc::c_int, inside: &Inside) -> Result<(), Errno> {
     let res = d.handle(inside).flush();
     pass_through_file(d.key, inside);
     res
+}
+
+/// At the very end of the process (after the last flush): every file
+/// passes through, so writes that still come (glibc's flush of the
+/// program's streams, after every exit handler) go to the kernel.
+pub(crate) fn hand_all_to_kernel(inside: &Inside) {
+    pass_through_process(inside);
 }
 
 /// Every file of the process passes through, and no later open is

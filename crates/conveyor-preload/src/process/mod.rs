@@ -136,6 +136,13 @@ pub fn at_exit(last: bool) {
                     crate::report::write_once(engine);
                     crate::log::flush_suppressed();
                 }
+                if last {
+                    // glibc flushes the program's streams after every exit
+                    // handler, this one included: what they write from
+                    // here on goes straight to the kernel, after the data
+                    // written just now.
+                    crate::ops::hand_all_to_kernel(i);
+                }
             });
         }
     }
