@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: installs what the tests use if it is missing (fuse3 for
 # the slow test filesystem, fio, sqlite3, git, python3, gcc, rsync, make,
-# postmark (the benchmark's smoke test runs every case); for the
+# postmark (the benchmark's smoke test runs every case), bonnie++; for the
 # tests on real network filesystems, all on 127.0.0.1: openssh-server,
 # sshfs, rclone, s3fs, and moto's S3 server from PyPI), then
 #   cargo test --release --workspace
@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
 for tool in fusermount3:fuse3 fio:fio sqlite3:sqlite3 git:git python3:python3 cc:gcc rsync:rsync \
-    make:make postmark:postmark \
+    make:make postmark:postmark bonnie++:bonnie++ \
     sshd:openssh-server ssh:openssh-client sshfs:sshfs rclone:rclone s3fs:s3fs; do
     command -v "${tool%%:*}" >/dev/null || need+=("${tool#*:}")
 done

@@ -25,20 +25,25 @@ fn compile(name: &str) -> (TempDir, String) {
 /// `fdopen`, fork with a buffer not yet flushed, popen, fstat through
 /// fileno, fopen's errno, freopen of stdout, exit flushing a stream left
 /// open) are the plain run's.
+/// `tests/c/wide.c` writes and reads wide characters through `fopen`'s
+/// streams, which only glibc's own streams can do.
 #[test]
 fn streams_behave_as_without_the_shim() {
     let (_bins, bin) = compile("stdio");
+    let (_wbins, wide) = compile("wide");
     let mut failures = Vec::new();
     for place in PLACES {
         let t = Twins::new(place, "stdio");
-        let (plain, shim) = t.run(|_: &Path| {}, &bin, &[], &[]);
-        ok(&plain.out, "stdio.c without the shim");
-        failures.extend(differences(
-            &plain,
-            &shim,
-            false,
-            &format!("stdio.c ({place:?})"),
-        ));
+        for b in [&bin, &wide] {
+            let (plain, shim) = t.run(|_: &Path| {}, b, &[], &[]);
+            ok(&plain.out, &format!("{b} without the shim"));
+            failures.extend(differences(
+                &plain,
+                &shim,
+                false,
+                &format!("{b} ({place:?})"),
+            ));
+        }
     }
     report(&failures);
 }
@@ -218,4 +223,124 @@ int main(void) {
     }
     assert_eq!(said[0], "failed: No space left on device\n");
     assert_eq!(said[0], said[1]);
+}
+
+/// bonnie++'s per-character phases (a one-byte `write` or `read` per call)
+/// and its block and rewrite phases, on the slow filesystem at 1 ms: it
+/// completes and reports, and its 2 MiB per-character write reaches
+/// storage in far fewer requests than its two million calls (without the
+/// shim that phase alone would take over half an hour here, so it is not
+/// run plain).
+#[test]
+fn bonnie_per_character_phases_are_coalesced() {
+    let fs = SlowFs::mount(&["--latency-ms", "1"]);
+    let dir = fs.mnt().join("bonnie");
+    std::fs::create_dir(&dir).unwrap();
+    let d = dir.display().to_string();
+    let mut counts = HashMap::new();
+    let mut out = None;
+    let reqs = requests(&fs, || {
+        let (o, c) = Run::new(
+            "bonnie++",
+            &[
+                "-d", &d, "-s", "2", "-r", "1", "-n", "0", "-u", "root", "-q", "-x", "1",
+            ],
+            &dir,
+        )
+        .shimmed(&dir);
+        counts = c;
+        out = Some(o);
+    });
+    let out = out.unwrap();
+    ok(&out, "bonnie++ under the shim");
+    let csv = String::from_utf8_lossy(&out.stdout);
+    assert!(csv.contains(",2M,"), "no result line for 2 MiB: {csv}");
+    let calls = counts.get("write").copied().unwrap_or(0);
+    assert!(
+        calls >= 2 << 20,
+        "the per-character writes were not managed: {counts:?}"
+    );
+    let writes = reqs.get("op.write").copied().unwrap_or(0);
+    assert!(
+        writes * 100 < calls,
+        "{writes} write requests for {calls} write calls"
+    );
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "bonnie++ left files"
+    );
+}
+
+/// `CONVEYOR_STDOUT_BUFFER` (off unless set): stdout written to a selected
+/// file, by a shell redirection or by `sort -o` moving its output onto
+/// descriptor 1, gets the larger buffer; the output is the plain run's
+/// and reaches storage in far fewer writes. Unset, stdout keeps glibc's.
+#[test]
+fn stdout_buffer_is_opt_in_and_coalesces() {
+    let fs = SlowFs::mount(&["--latency-ms", "1"]);
+    let input: String = (0..40_000)
+        .map(|i| format!("{} {} words\n", (i * 7919) % 100_003, i))
+        .collect();
+    std::fs::write(fs.backing().join("in.txt"), &input).unwrap();
+    let src = TempDir::new("stdio-printer");
+    std::fs::write(
+        src.path().join("printer.c"),
+        "#include <stdio.h>\nint main(void) { for (int i = 0; i < 40000; i++) printf(\"line %d of the output\\n\", i); return 0; }\n",
+    )
+    .unwrap();
+    let printer = src.path().join("printer");
+    conveyor_tests::compile_c(&src.path().join("printer.c"), &printer, &[]);
+    let redirect = format!("{} > out.txt", printer.display());
+    let cases: [(&str, &str, Vec<&str>); 2] = [
+        ("sort -o", "sort", vec!["-n", "-o", "out.txt", "../in.txt"]),
+        ("a shell redirection", "sh", vec!["-c", &redirect]),
+    ];
+    for (name, prog, args) in cases {
+        let mut runs: Vec<(Vec<u8>, u64, HashMap<String, u64>)> = Vec::new();
+        for variant in ["plain", "default", "buffer"] {
+            let dir = fs
+                .mnt()
+                .join(format!("{}-{variant}", name.replace(' ', "_")));
+            std::fs::create_dir(&dir).unwrap();
+            let mut counts = HashMap::new();
+            let reqs = requests(&fs, || {
+                let run = Run::new(prog, &args, &dir).env("LC_ALL", "C");
+                let o = match variant {
+                    "plain" => run.plain(),
+                    "default" => {
+                        let (o, c) = run.shimmed(&fs.mnt());
+                        counts = c;
+                        o
+                    }
+                    _ => {
+                        let (o, c) = run.env("CONVEYOR_STDOUT_BUFFER", "1M").shimmed(&fs.mnt());
+                        counts = c;
+                        o
+                    }
+                };
+                ok(&o, &format!("{name} ({variant})"));
+            });
+            let out = std::fs::read(dir.join("out.txt")).unwrap();
+            runs.push((out, reqs.get("op.write").copied().unwrap_or(0), counts));
+        }
+        assert!(runs[0].0 == runs[1].0, "{name}: output differs (default)");
+        assert!(runs[0].0 == runs[2].0, "{name}: output differs (buffer)");
+        assert!(
+            !runs[1].2.contains_key("stdout_buffer"),
+            "{name}: stdout got a buffer unasked: {:?}",
+            runs[1].2
+        );
+        assert!(
+            runs[2].2.contains_key("stdout_buffer"),
+            "{name}: stdout got no buffer: {:?}",
+            runs[2].2
+        );
+        assert!(
+            runs[2].1 * 4 <= runs[0].1,
+            "{name}: {} write requests with the buffer against {} plain",
+            runs[2].1,
+            runs[0].1
+        );
+    }
 }

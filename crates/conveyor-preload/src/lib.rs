@@ -18,6 +18,7 @@
 //! | `policy` | which opens are managed: a pure decision (`policy::admit`) on flags, file type and path |
 //! | `passthrough` | files, or the whole process, passed through for good |
 //! | `registry` | the private descriptors of each file, shared by its descriptions and closed with the last one |
+//! | `imports` | the functions the program's executable imports (wide-character stream functions keep glibc's own streams) |
 //! | `identity` | stat helpers and file identity (device and inode, or path where inode numbers are made up) |
 //! | `fskind` | what the shim learns of each filesystem from `/proc/self/mountinfo`, by the rules of the `conveyor-fskind` crate (fast local storage, left to the kernel in the default mode; s3fs and rclone take no second handle; rclone makes inode numbers up, so its files are keyed by path) |
 //! | `fdtable` | fd -> managed description (`desc::Desc`): a flat array of atomic pointers in 1,024-entry chunks allocated on first use; an unmanaged fd costs two atomic loads, no lock, no allocation, no system call |
@@ -107,6 +108,7 @@ mod fskind;
 mod guard;
 mod hooks;
 mod identity;
+mod imports;
 mod json;
 mod live;
 mod log;
@@ -136,6 +138,7 @@ extern "C" fn init() {
     if state::get().is_some() {
         log::init();
         process::fatal::install();
+        ops::stream::widen_stdout();
     }
     // SAFETY: registers a function with no preconditions.
     unsafe { libc::atexit(on_exit) };

@@ -42,6 +42,17 @@ pub fn close() -> Result<Close, Bad> {
     Close::parse(var("CONVEYOR_CLOSE").as_deref().unwrap_or("")).map_err(Bad)
 }
 
+/// `CONVEYOR_STDOUT_BUFFER`: stdout's buffer size when descriptor 1 is a
+/// selected file (`None` when unset or empty: glibc's own).
+pub fn stdout_buffer() -> Result<Option<usize>, Bad> {
+    match var("CONVEYOR_STDOUT_BUFFER").filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => parse_size(&v)
+            .map(|n| Some(n.max(4096)))
+            .map_err(|e| Bad(format!("CONVEYOR_STDOUT_BUFFER: {e}"))),
+    }
+}
+
 /// The engine's configuration from the environment (defaults where unset).
 pub fn config() -> Result<Config, Bad> {
     let d = Config::default();

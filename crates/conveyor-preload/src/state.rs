@@ -26,6 +26,8 @@ pub struct Shim {
     /// Whether `close` may return before the data is on storage
     /// (`ops::behind`).
     pub close: settings::Close,
+    /// `CONVEYOR_STDOUT_BUFFER`, if set (`ops::stream::widen_stdout`).
+    pub stdout_buffer: Option<usize>,
 }
 
 /// How many generations of forked children (a child of a child...) get a
@@ -74,6 +76,7 @@ pub fn fork_child() {
         named_paths: parent.named_paths.clone(),
         mode: parent.mode,
         close: parent.close,
+        stdout_buffer: parent.stdout_buffer,
     };
     match SHIM.get(next) {
         Some(slot) if slot.set(fresh).is_ok() => {
@@ -129,6 +132,13 @@ pub fn init() {
             return;
         }
     };
+    let stdout_buffer = match settings::stdout_buffer() {
+        Ok(b) => b,
+        Err(Bad(msg)) => {
+            tracing::error!("{msg}; conveyor passes everything through");
+            return;
+        }
+    };
     let paths = settings::paths(&raw);
     let named_paths = raw
         .split(':')
@@ -148,6 +158,7 @@ pub fn init() {
             named_paths,
             mode,
             close,
+            stdout_buffer,
         })
         .is_ok()
     {

@@ -50,6 +50,7 @@ pub const KNOWN: &[&str] = &[
     "CONVEYOR_IO_SIZE",
     "CONVEYOR_READ_AHEAD",
     "CONVEYOR_MAX_MEMORY",
+    "CONVEYOR_STDOUT_BUFFER",
     "CONVEYOR_MAX_AGE",
     "CONVEYOR_DEFER_LIMIT",
     "CONVEYOR_LIVE_DIR",
@@ -334,6 +335,23 @@ after this process's next exit, exec, fsync or lock"
         d.max_memory,
         get("CONVEYOR_MAX_MEMORY"),
     ));
+
+    let stdout = get("CONVEYOR_STDOUT_BUFFER").filter(|(s, _)| !s.is_empty());
+    out.push(match stdout {
+        None => Verdict {
+            name: "CONVEYOR_STDOUT_BUFFER",
+            value: None,
+            meaning: "unset: stdout keeps glibc's buffer (default)".into(),
+            problem: None,
+            notes: Vec::new(),
+        },
+        v => parsed("CONVEYOR_STDOUT_BUFFER", 0, v, parse_size, |n| {
+            format!(
+                "{}: stdout's buffer when descriptor 1 is a selected file",
+                units::bytes(n.max(4096) as u64)
+            )
+        }),
+    });
 
     for (name, default) in [
         ("CONVEYOR_MAX_AGE", d.max_age),

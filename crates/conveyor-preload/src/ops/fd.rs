@@ -197,6 +197,10 @@ pub fn duplicated(old: c_int, new: c_int, name: &'static str) -> c_int {
         // the kernel's offset, from now on.
         guard::quietly(|i| crate::backend::lend(old, || super::expose(old, d, i)));
     }
+    if new == 1 && d.is_some() {
+        // A selected file moved onto stdout (`sort -o`).
+        super::stream::widen_stdout();
+    }
     let replaced = match &d {
         Some(d) => {
             counts::hit(name);

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 static int fd_of(void *cookie) { return (int)(intptr_t)cookie; }
@@ -59,4 +60,25 @@ __attribute__((visibility("hidden"))) FILE *conveyor_stream(int fd, const char *
     if (f != NULL)
         f->_fileno = fd;
     return f;
+}
+
+/* glibc's flags of a FILE (libio.h) the program set with setvbuf. */
+#define CONVEYOR_IO_UNBUFFERED 0x0002
+#define CONVEYOR_IO_LINE_BUF 0x0200
+
+/* Gives stdout a buffer of `size` bytes when the program has not used it
+ * or chosen its buffering yet (CONVEYOR_STDOUT_BUFFER); 1 if it did. */
+__attribute__((visibility("hidden"))) int conveyor_widen_stdout(size_t size) {
+    FILE *f = stdout;
+    if (f == NULL || f->_IO_buf_base != NULL ||
+        (f->_flags & (CONVEYOR_IO_UNBUFFERED | CONVEYOR_IO_LINE_BUF)) != 0)
+        return 0;
+    char *buf = malloc(size);
+    if (buf == NULL)
+        return 0;
+    if (setvbuf(f, buf, _IOFBF, size) != 0) {
+        free(buf);
+        return 0;
+    }
+    return 1;
 }

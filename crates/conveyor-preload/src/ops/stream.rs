@@ -20,7 +20,10 @@
 //! followed here, and its stream passes its file through, as before), a
 //! mode glibc treats specially (`,ccs=`), a file the shim does not manage.
 //! `freopen` keeps the stream glibc has (a `FILE` cannot change its kind in
-//! place), and its file passes through.
+//! place), and its file passes through. A cookie stream has no
+//! wide-character side, so a program whose executable imports a wide
+//! stream function (`fwprintf`, `fputwc`...: `imports`) keeps glibc's
+//! streams altogether.
 
 use crate::{fdtable, state};
 use libc::{c_char, c_int, FILE};
@@ -29,6 +32,39 @@ use std::ffi::CStr;
 extern "C" {
     // ops/stream.c: a cookie stream on `fd` whose fileno is `fd`.
     fn conveyor_stream(fd: c_int, mode: *const c_char) -> *mut FILE;
+    // ops/stream.c: a `size`-byte buffer for stdout if it is untouched.
+    fn conveyor_widen_stdout(size: usize) -> c_int;
+}
+
+/// `CONVEYOR_STDOUT_BUFFER` (off by default): when descriptor 1 is a
+/// selected regular file (redirected by the shell, or moved there by the
+/// program, as `sort -o` does) and the program has not used stdout or set
+/// its buffering yet, stdout gets a buffer of that size instead of
+/// glibc's 4 KiB, so each of its writes (which glibc makes with calls no
+/// hook sees) carries that much. Off by default because it changes when
+/// stdout's bytes reach the file relative to other writers of the same
+/// file (see docs/reference.md#stdout-buffer).
+pub fn widen_stdout() {
+    let Some(shim) = state::get() else { return };
+    let Some(size) = shim.stdout_buffer else {
+        return;
+    };
+    let Some(st) = crate::identity::fstat(1).filter(|s| crate::identity::is_regular(s.st_mode))
+    else {
+        return;
+    };
+    if !crate::identity::selected(shim, 1) {
+        return;
+    }
+    let auto = shim.mode == crate::settings::Mode::Auto;
+    if auto && crate::guard::within(|_| crate::fskind::learn(st.st_dev, None).fast) != Some(false) {
+        return;
+    }
+    // SAFETY: stdout is glibc's own stream; the helper only sets its buffer.
+    if unsafe { conveyor_widen_stdout(size) } == 1 {
+        crate::counts::hit("stdout_buffer");
+        tracing::info!("stdout has a buffer of {size} bytes (CONVEYOR_STDOUT_BUFFER)");
+    }
 }
 
 /// The `open` flags of an `fopen` mode, as glibc reads it; `None` for a
@@ -92,6 +128,10 @@ pub unsafe fn fopen(path: *const c_char, mode: *const c_char) -> Option<*mut FIL
     if !lexically_selected(p.to_bytes()) {
         return None;
     }
+    // Read once, inside the shim (its open passes straight through).
+    if crate::guard::within(|_| crate::imports::uses_wide_streams()) != Some(false) {
+        return None;
+    }
     // The program's open, as the open hook does it (the shim decides
     // whether the file is managed), with fopen's permissions.
     // SAFETY: the caller's C string.
@@ -140,6 +180,9 @@ pub unsafe fn fdopen(fd: c_int, mode: *const c_char) -> Option<*mut FILE> {
         return None;
     }
     let d = fdtable::get(fd)?;
+    if crate::guard::within(|_| crate::imports::uses_wide_streams()) != Some(false) {
+        return None;
+    }
     // SAFETY: NUL-terminated (the caller's contract).
     let flags = open_flags(unsafe { CStr::from_ptr(mode) }.to_bytes())?;
     let want_read = flags & libc::O_ACCMODE != libc::O_WRONLY;
