@@ -359,3 +359,59 @@ fn a_small_file_read_once_costs_no_request_more() {
         "opens, reads, flushes, getattrs, releases: shim vs plain"
     );
 }
+
+/// A file reopened to append a line (postmark's appends, a log reopened
+/// per message) works through the program's own appending descriptor: no
+/// open, flush or release more than without the shim (a reopen of its own
+/// cost one of each, and a flush more). The shim's `fstat` of the new
+/// descriptor may cost a getattr where the kernel's attributes of the file
+/// expired, at most one per open.
+#[test]
+fn a_file_reopened_to_append_costs_no_open_more() {
+    const FILES: u64 = 30;
+    let fs = SlowFs::mount(&["--latency-ms", "0", "--attr-ttl-ms", "3600000"]);
+    let script = format!(
+        "import os\nfor i in range({FILES}):\n    fd = os.open('f%d' % i, os.O_WRONLY | os.O_APPEND)\n    os.write(fd, b'appended %d\\n' % i)\n    os.close(fd)\n"
+    );
+    let mut counts = Vec::new();
+    for (dir, shim) in [("plain", false), ("shim", true)] {
+        let d = fs.mnt().join(dir);
+        std::fs::create_dir(&d).unwrap();
+        for i in 0..FILES {
+            std::fs::write(d.join(format!("f{i}")), pattern(i, 300)).unwrap();
+        }
+        let before = fs.stats();
+        let run = Run::new("python3", &["-c", &script], &d)
+            .env("CONVEYOR_MAX_AGE", "60m")
+            .env("CONVEYOR_DEFER_LIMIT", "60m");
+        let out = if shim {
+            let (out, c) = run.shimmed(&d);
+            assert!(c.get("write").copied().unwrap_or(0) >= FILES, "{c:?}");
+            out
+        } else {
+            run.plain()
+        };
+        ok(&out, &format!("appender, {dir}"));
+        let after = fs.stats();
+        let op = |k: &str| after.get(k).copied().unwrap_or(0) - before.get(k).copied().unwrap_or(0);
+        counts.push([
+            op("op.open"),
+            op("op.flush"),
+            op("op.release"),
+            op("op.write"),
+            op("op.getattr"),
+        ]);
+    }
+    for i in 0..FILES {
+        let f = |dir: &str| std::fs::read(fs.backing().join(dir).join(format!("f{i}"))).unwrap();
+        assert!(f("plain") == f("shim"), "f{i} differs");
+    }
+    let (p, s) = (counts[0], counts[1]);
+    assert_eq!(
+        &s[..3],
+        &p[..3],
+        "opens, flushes, releases: shim {s:?} vs plain {p:?}"
+    );
+    assert!(s[3] <= p[3], "writes: shim {s:?} vs plain {p:?}");
+    assert!(s[4] <= p[4] + FILES, "getattrs: shim {s:?} vs plain {p:?}");
+}

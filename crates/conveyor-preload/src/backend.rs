@@ -44,6 +44,9 @@ struct Lent {
     ino: u64,
     // Serialises taking the duplicate.
     taking: Mutex<()>,
+    // The program opened it `O_APPEND`: its appends go through it (or the
+    // duplicate, which shares the flag), with no appender of their own.
+    append: bool,
 }
 
 impl Lent {
@@ -208,11 +211,12 @@ impl RawBackend {
     /// opened as `fd` with `flags` (`st` its status then): it works through
     /// `fd` in the program's own calls on it and takes a duplicate (as
     /// [`RawBackend::dup_of`]) the first time another thread needs it, or
-    /// [`RawBackend::take`] is called. `None` for `O_APPEND`.
+    /// [`RawBackend::take`] is called. An `O_APPEND` description appends
+    /// through them too (a real append write on the program's own
+    /// description, which is where the program's `write` would append):
+    /// no reopen, so a file opened to append a few lines (postmark, a log
+    /// reopened per message) costs no open, flush and release more.
     pub fn lent(fd: c_int, flags: c_int, st: &libc::stat64) -> Option<RawBackend> {
-        if flags & libc::O_APPEND != 0 {
-            return None;
-        }
         let acc = flags & libc::O_ACCMODE;
         let mut b = RawBackend::new(
             NOT_TAKEN,
@@ -225,6 +229,7 @@ impl RawBackend {
             dev: st.st_dev,
             ino: st.st_ino,
             taking: Mutex::new(()),
+            append: flags & libc::O_APPEND != 0,
         });
         Some(b)
     }
@@ -381,6 +386,11 @@ impl RawBackend {
     fn append_fd(&self) -> Result<c_int> {
         if self.is_released() {
             return Err(Errno::EBADF);
+        }
+        if self.lent.as_ref().is_some_and(|l| l.append) {
+            // The program's own appending description.
+            let fd = self.fd();
+            return if fd < 0 { Err(Errno::EBADF) } else { Ok(fd) };
         }
         let fd = *self.appender.get_or_init(|| {
             let path = proc_path(self.take());

@@ -41,14 +41,16 @@
 //! once on stderr, naming the variable and the expected form, and the shim
 //! passes everything through. `CONVEYOR_DISABLE=1` loads it doing nothing.
 //!
-//! **Descriptors.** A file's only managed description gets a private
-//! duplicate of the program's descriptor at a high number (no open or release
-//! for the filesystem; the engine does only positioned I/O through it; it is
-//! closed just before the program's own close, and right after it if it was
-//! kept for the program's locks). Another description of the same file, or an
-//! `O_APPEND` one, reopens `/proc/self/fd/N` read-write (a new description, so
-//! the program's offset and `O_APPEND` are not shared), and that shared backend
-//! serves the file from then on; an `O_APPEND` descriptor that cannot be
+//! **Descriptors.** A file's only managed description (appending or not)
+//! works through the program's own descriptor, and a private duplicate of it
+//! at a high number once another thread needs one (no open or release for
+//! the filesystem; an appending one appends through it, since the duplicate
+//! shares `O_APPEND`; it is closed just before the program's own close, and
+//! right after it if it was kept for the program's locks). Another
+//! description of the same file reopens `/proc/self/fd/N` read-write (a new
+//! description, so the program's offset and `O_APPEND` are not shared), and
+//! that shared backend serves the file from then on, appending through an
+//! `O_APPEND` reopen of its own; an `O_APPEND` descriptor that cannot be
 //! reopened is left to the kernel, and a description that gets no private
 //! descriptor at all passes its file through. Background workers use only private descriptors, so the program
 //! can close and reuse its numbers freely. `dup`, `dup2`, `dup3` and

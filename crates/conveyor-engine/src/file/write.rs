@@ -360,7 +360,10 @@ fn end_of(base: u64, len: usize) -> Result<u64> {
 
 /// Where an append issued now lands, as far as this process knows.
 fn append_offset(st: &mut State) -> Result<u64> {
-    let stored = match st.stored {
+    // The size seen at open (or by the program's last stat) serves while
+    // none of our writes landed since: no request more for a file opened
+    // only to append a line (the real append lands at the real end anyway).
+    let stored = match File::storage_end(st) {
         Some(s) => s,
         None => {
             let s = retry(|| st.backend.size())?;
