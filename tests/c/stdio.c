@@ -162,6 +162,34 @@ int main(void) {
     dup2(saved, 1);
     close(saved);
 
+    /* 14. freopen of a stream onto another file, and of the same file
+     * for reading (a null path). */
+    f = fopen("re.txt", "w");
+    fputs("abcd", f);
+    f = freopen("re2.txt", "w", f);
+    fputs("xyz\n", f);
+    f = freopen(NULL, "r", f);
+    fgets(line, sizeof line, f);
+    printf("14. freopen: fileno ok %d, read back %s", fileno(f) > 2, line);
+    fclose(f);
+
+    /* 15. "+" anywhere in the mode, as glibc reads it. */
+    f = fopen("re2.txt", "re+");
+    printf("15. re+ fputs %d\n", fputs("W", f) >= 0);
+    fclose(f);
+    f = fopen("wxp.txt", "wx+");
+    fputs("Wx", f);
+    rewind(f);
+    printf("15. wx+ read back %c\n", fgetc(f));
+    fclose(f);
+
+    /* 16. The stream's buffer is glibc's size for the file: the kernel
+     * offset after 5,800 bytes shows what was written so far. */
+    f = fopen("buffer.txt", "w");
+    for (int i = 0; i < 100; i++) fputs("0123456789012345678901234567890123456789012345678901234\n", f);
+    printf("16. offset after 5800 buffered bytes %lld\n", (long long)lseek(fileno(f), 0, SEEK_CUR));
+    fclose(f);
+
     /* 13. Left for exit() to flush (no fclose). */
     f = fopen("atexit.txt", "w");
     for (int i = 0; i < 3000; i++) fprintf(f, "flushed by exit %d\n", i);

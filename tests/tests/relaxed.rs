@@ -241,3 +241,56 @@ fn a_bad_close_mode_is_named_and_passes_through() {
     );
     assert!(!counts.contains_key("write"), "managed anyway: {counts:?}");
 }
+
+/// Files unlinked while open or right after their close, on the slow
+/// filesystem (which refuses `fstat` and metadata of an unlinked open file,
+/// as some FUSE filesystems do): Python's `TemporaryFile` (create, unlink,
+/// write, close) and files whose mode and times were held back, removed
+/// at once. The run is the plain run's: status 0, no error, the same
+/// files left.
+#[test]
+fn files_removed_while_closing_behind_are_no_error() {
+    let fs = SlowFs::mount(&["--latency-ms", "1"]);
+    let script = r#"
+import os, tempfile
+for i in range(10):
+    f = tempfile.TemporaryFile(dir=".")
+    f.write(b"x" * 100)
+    f.flush()
+    f.close()
+for i in range(20):
+    name = "f%d" % i
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, b"data %d\n" % i)
+    os.utime(fd, ns=(1_500_000_000_000_000_000, 1_500_000_000_000_000_000))
+    os.fchmod(fd, 0o640)
+    os.close(fd)
+    if i % 2:
+        os.unlink(name)
+print("ok")
+"#;
+    let mut runs = Vec::new();
+    for (dir, relaxed) in [("plain", false), ("shim", true)] {
+        let d = fs.mnt().join(dir);
+        std::fs::create_dir(&d).unwrap();
+        let out = if relaxed {
+            let mut cmd = std::process::Command::new(conveyor());
+            cmd.args(["run", "--relaxed-close", "--mode", "always", "--path"])
+                .arg(&d)
+                .args(["--", "python3", "-c", script])
+                .current_dir(&d)
+                .env_remove("CONVEYOR_PATHS")
+                .env_remove("LD_PRELOAD")
+                .env("CONVEYOR_DEFER_LIMIT", "1ms");
+            let _live = own_live_dir(&mut cmd);
+            cmd.output().unwrap()
+        } else {
+            Run::new("python3", &["-c", script], &d).plain()
+        };
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{dir}: {err}");
+        assert!(!err.contains("conveyor"), "{dir}: the shim said: {err}");
+        runs.push((out.stdout, files(&d)));
+    }
+    assert!(runs[0] == runs[1], "the runs differ");
+}

@@ -52,6 +52,26 @@ struct Lent {
 impl Lent {
     // True if descriptor `fd` refers to the file the program opened.
     fn is_the_file(&self, fd: c_int) -> bool {
+        // The identity the kernel holds, without asking the filesystem: no
+        // request, and an answer for a file unlinked while open, whose
+        // stat some FUSE filesystems refuse (ENOENT).
+        // SAFETY: a plain C struct the call fills.
+        let mut sx: libc::statx = unsafe { std::mem::zeroed() };
+        // SAFETY: an empty C string with AT_EMPTY_PATH names `fd` itself;
+        // `sx` is valid for writing.
+        let r = unsafe {
+            real::statx(
+                fd,
+                c"".as_ptr(),
+                libc::AT_EMPTY_PATH | libc::AT_STATX_DONT_SYNC,
+                libc::STATX_INO,
+                &mut sx,
+            )
+        };
+        if r == 0 {
+            let dev = libc::makedev(sx.stx_dev_major, sx.stx_dev_minor);
+            return dev == self.dev && sx.stx_ino == self.ino;
+        }
         crate::identity::fstat(fd).is_some_and(|st| st.st_dev == self.dev && st.st_ino == self.ino)
     }
 }

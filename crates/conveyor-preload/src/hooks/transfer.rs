@@ -201,6 +201,10 @@ macro_rules! freopen_hook {
             mode: *const c_char,
             stream: *mut FILE,
         ) -> *mut FILE {
+            // SAFETY: the caller's arguments.
+            if let Some(f) = unsafe { crate::ops::stream::freopen(path, mode, stream) } {
+                return f;
+            }
             // SAFETY: the caller's C string.
             unsafe { before_stream_open(stringify!($name), path) };
             // SAFETY: the caller's arguments.

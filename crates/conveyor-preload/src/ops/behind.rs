@@ -142,8 +142,18 @@ pub fn apply_meta(d: &Desc, inside: &Inside) {
                 Meta::Owner(u, g) => real::fchown(fd, u, g),
             }
         };
-        if r < 0 {
-            late(d.handle(inside).name(), m.what(), Errno(real::errno()));
+        let e = real::errno();
+        if r < 0 && e == libc::ENOENT {
+            // The program removed the file since (some FUSE filesystems
+            // refuse metadata of an unlinked open file): no name shows
+            // the times or mode any more, so nothing is lost.
+            tracing::debug!(
+                "{}: {} after its unlink: skipped",
+                d.handle(inside).name(),
+                m.what()
+            );
+        } else if r < 0 {
+            late(d.handle(inside).name(), m.what(), Errno(e));
         }
     }
     PENDING.fetch_sub(1, Ordering::AcqRel);

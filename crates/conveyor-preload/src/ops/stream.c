@@ -11,10 +11,25 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <unistd.h>
 
-static int fd_of(void *cookie) { return (int)(intptr_t)cookie; }
+/* Told when a stream of ours closes (ops/stream.rs keeps the list of
+ * them, so that freopen knows one); set before the first stream is made. */
+static void (*closed_hook)(int fd, FILE *f);
+
+__attribute__((visibility("hidden"))) void conveyor_stream_on_close(void (*hook)(int, FILE *)) {
+    closed_hook = hook;
+}
+
+/* The cookie: the descriptor, and the stream it serves. */
+struct cookie {
+    int fd;
+    FILE *file;
+};
+
+static int fd_of(void *cookie) { return ((struct cookie *)cookie)->fd; }
 
 static ssize_t stream_read(void *cookie, char *buf, size_t n) {
     for (;;) {
@@ -50,16 +65,79 @@ static int stream_seek(void *cookie, off64_t *pos, int whence) {
     return 0;
 }
 
-static int stream_close(void *cookie) { return close(fd_of(cookie)); }
+static int stream_close(void *cookie) {
+    struct cookie *c = cookie;
+    int fd = c->fd;
+    if (closed_hook != NULL)
+        closed_hook(fd, c->file);
+    free(c);
+    return close(fd);
+}
 
-/* A stream on descriptor `fd` opened with `mode` (as fopen's), whose
- * fileno is `fd`; NULL with errno set when glibc cannot make one. */
-__attribute__((visibility("hidden"))) FILE *conveyor_stream(int fd, const char *mode) {
+/* glibc's flags of a FILE (libio.h; part of its ABI since libio). */
+#define CONVEYOR_IO_USER_BUF 0x0001
+#define CONVEYOR_IO_NO_READS 0x0004
+#define CONVEYOR_IO_NO_WRITES 0x0008
+#define CONVEYOR_IO_IS_APPENDING 0x1000
+
+/* glibc gives a stream of a file a buffer of the file's block size when
+ * that is below BUFSIZ; a cookie stream always gets BUFSIZ. The same
+ * size as glibc's own stream keeps the program's bytes reaching the file
+ * at the same moments (a program that _exits with data buffered, or mixes
+ * write(fileno(f)) with unflushed fprintf, leaves the same file). The
+ * buffer is glibc's to free at fclose, as one it allocated. */
+static void same_buffer(FILE *f, long blksize) {
+    if (blksize <= 0 || blksize >= BUFSIZ)
+        return;
+    size_t size = (size_t)blksize;
+    char *buf = malloc(size);
+    if (buf == NULL)
+        return;
+    if (setvbuf(f, buf, _IOFBF, size) != 0) {
+        free(buf);
+        return;
+    }
+    f->_flags &= ~CONVEYOR_IO_USER_BUF;
+}
+
+/* A stream on descriptor `fd`, opened with `mode` as fopen would (`rw`:
+ * the normalised mode fopencookie understands: "r", "w", "a", with "+"),
+ * whose fileno is `fd` and whose buffer is what glibc would give a file of
+ * block size `blksize`; NULL with errno set when glibc cannot make one. */
+__attribute__((visibility("hidden"))) FILE *conveyor_stream(int fd, const char *rw, long blksize) {
     cookie_io_functions_t io = {stream_read, stream_write, stream_seek, stream_close};
-    FILE *f = fopencookie((void *)(intptr_t)fd, mode, io);
-    if (f != NULL)
-        f->_fileno = fd;
+    struct cookie *c = malloc(sizeof *c);
+    if (c == NULL)
+        return NULL;
+    c->fd = fd;
+    FILE *f = fopencookie(c, rw, io);
+    if (f == NULL) {
+        int e = errno;
+        free(c);
+        errno = e;
+        return NULL;
+    }
+    c->file = f;
+    f->_fileno = fd;
+    same_buffer(f, blksize);
     return f;
+}
+
+/* After freopen moved another file onto the stream's descriptor: what was
+ * buffered is dropped (it was flushed before), the error and end-of-file
+ * marks cleared, the access set as `rw` says, the position unknown. */
+__attribute__((visibility("hidden"))) void conveyor_stream_reset(FILE *f, const char *rw) {
+    __fpurge(f);
+    clearerr(f);
+    int plus = rw[1] == '+';
+    f->_flags &= ~(CONVEYOR_IO_NO_READS | CONVEYOR_IO_NO_WRITES | CONVEYOR_IO_IS_APPENDING);
+    if (rw[0] == 'r' && !plus)
+        f->_flags |= CONVEYOR_IO_NO_WRITES;
+    if (rw[0] != 'r' && !plus)
+        f->_flags |= CONVEYOR_IO_NO_READS;
+    if (rw[0] == 'a')
+        f->_flags |= CONVEYOR_IO_IS_APPENDING;
+    f->_offset = -1;
 }
 
 /* glibc's flags of a FILE (libio.h) the program set with setvbuf. */

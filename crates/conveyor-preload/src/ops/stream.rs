@@ -30,8 +30,14 @@ use libc::{c_char, c_int, FILE};
 use std::ffi::CStr;
 
 extern "C" {
-    // ops/stream.c: a cookie stream on `fd` whose fileno is `fd`.
-    fn conveyor_stream(fd: c_int, mode: *const c_char) -> *mut FILE;
+    // ops/stream.c: a cookie stream on `fd` whose fileno is `fd`, `rw` a
+    // mode as `cookie_mode` makes it, with glibc's buffer for `blksize`.
+    fn conveyor_stream(fd: c_int, rw: *const c_char, blksize: libc::c_long) -> *mut FILE;
+    // ops/stream.c: a stream of ours after freopen moved a file onto its
+    // descriptor.
+    fn conveyor_stream_reset(f: *mut FILE, rw: *const c_char);
+    // ops/stream.c: the function a stream of ours calls as it closes.
+    fn conveyor_stream_on_close(hook: extern "C" fn(c_int, *mut FILE));
     // ops/stream.c: a `size`-byte buffer for stdout if it is untouched.
     fn conveyor_widen_stdout(size: usize) -> c_int;
 }
@@ -91,6 +97,132 @@ pub fn open_flags(mode: &[u8]) -> Option<c_int> {
     Some(acc | extra)
 }
 
+/// The mode `fopencookie` reads for open flags `flags` (it understands a
+/// `+` only as the second character, where `fopen` takes it anywhere).
+fn cookie_mode(flags: c_int) -> &'static CStr {
+    let plus = flags & libc::O_ACCMODE == libc::O_RDWR;
+    match (
+        flags & libc::O_APPEND != 0,
+        flags & libc::O_CREAT != 0,
+        plus,
+    ) {
+        (true, _, false) => c"a",
+        (true, _, true) => c"a+",
+        (false, true, false) => c"w",
+        (false, true, true) => c"w+",
+        (false, false, false) => c"r",
+        (false, false, true) => c"r+",
+    }
+}
+
+// The streams this module made, with their descriptors (removed as they
+// close): `freopen` of one must not reach glibc's, which would reopen a
+// cookie stream as a file stream of its own and crash.
+static STREAMS: std::sync::Mutex<Vec<(c_int, usize)>> = std::sync::Mutex::new(Vec::new());
+
+/// A cookie stream on managed `fd` for open flags `flags`, remembered.
+fn make_stream(fd: c_int, flags: c_int) -> *mut FILE {
+    // SAFETY: stores a function pointer; every stream made below reports
+    // its close to it.
+    unsafe { conveyor_stream_on_close(stream_closed) };
+    let blksize = crate::identity::fstat(fd).map_or(0, |s| s.st_blksize);
+    // SAFETY: a descriptor of the program's that the shim manages, and a
+    // static mode string.
+    let f = unsafe { conveyor_stream(fd, cookie_mode(flags).as_ptr(), blksize) };
+    if !f.is_null() {
+        crate::guard::quietly(|_| {
+            if let Ok(mut v) = STREAMS.lock() {
+                v.push((fd, f as usize));
+            }
+        });
+    }
+    f
+}
+
+/// Called by a stream of ours as it closes (`stream.c`).
+extern "C" fn stream_closed(fd: c_int, f: *mut FILE) {
+    crate::guard::quietly(|_| {
+        if let Ok(mut v) = STREAMS.lock() {
+            v.retain(|e| *e != (fd, f as usize));
+        }
+    });
+}
+
+fn is_ours(f: *mut FILE) -> Option<c_int> {
+    crate::guard::within(|_| {
+        let v = STREAMS.lock().ok()?;
+        v.iter().find(|e| e.1 == f as usize).map(|e| e.0)
+    })
+    .flatten()
+}
+
+/// `freopen` of a stream this module made: the new file is opened as
+/// `fopen` opens one and moved onto the stream's descriptor (as glibc
+/// keeps a reopened stream's descriptor number), and the stream starts
+/// afresh on it. `None` for any other stream (glibc's `freopen` runs).
+///
+/// # Safety
+/// `path` is null or NUL-terminated, `mode` NUL-terminated, `stream` a
+/// stream, as `freopen` requires.
+pub unsafe fn freopen(
+    path: *const c_char,
+    mode: *const c_char,
+    stream: *mut FILE,
+) -> Option<*mut FILE> {
+    if stream.is_null() || mode.is_null() || crate::guard::inside() {
+        return None;
+    }
+    let old = is_ours(stream)?;
+    // SAFETY: the caller's stream, whose buffered data goes first.
+    unsafe { libc::fflush(stream) };
+    // SAFETY: NUL-terminated (the caller's contract).
+    let flags = open_flags(unsafe { CStr::from_ptr(mode) }.to_bytes());
+    let proc_path;
+    let path = if path.is_null() {
+        // The same file again, with the new mode.
+        proc_path = std::ffi::CString::new(format!("/proc/self/fd/{old}")).ok()?;
+        proc_path.as_ptr()
+    } else {
+        path
+    };
+    let opened = flags.map(|flags| {
+        // SAFETY: `path` is NUL-terminated.
+        let opening = unsafe { super::open::before(libc::AT_FDCWD, path, flags) };
+        // SAFETY: as above; fopen's permissions.
+        let fd = unsafe { crate::real::open64(path, flags, 0o666) };
+        (super::open::after("freopen", fd, flags, opening), flags)
+    });
+    let Some((new, flags)) = opened.filter(|(fd, _)| *fd >= 0) else {
+        // As glibc: the stream's file is closed, and the call fails.
+        let e = if flags.is_none() {
+            libc::EINVAL
+        } else {
+            crate::real::errno()
+        };
+        super::fd::close(old);
+        crate::real::set_errno(e);
+        return Some(std::ptr::null_mut());
+    };
+    if new != old {
+        super::fd::before_replace(old);
+        let cloexec = flags & libc::O_CLOEXEC;
+        // SAFETY: both descriptors are the program's; `old` is replaced.
+        let r = unsafe { crate::real::dup3(new, old, cloexec) };
+        super::fd::duplicated(new, r, "freopen");
+        super::fd::close(new);
+        if r < 0 {
+            return Some(std::ptr::null_mut());
+        }
+    }
+    if flags & libc::O_APPEND != 0 && flags & libc::O_ACCMODE == libc::O_WRONLY {
+        // SAFETY: the stream's descriptor; no memory involved.
+        unsafe { super::io::lseek("freopen", old, 0, libc::SEEK_END) };
+    }
+    // SAFETY: our stream, and a static mode string.
+    unsafe { conveyor_stream_reset(stream, cookie_mode(flags).as_ptr()) };
+    Some(stream)
+}
+
 /// True if `path` (relative ones after the working directory), without
 /// following links, lies under a selected prefix: only then does `fopen`
 /// take the shim's path.
@@ -128,10 +260,6 @@ pub unsafe fn fopen(path: *const c_char, mode: *const c_char) -> Option<*mut FIL
     if !lexically_selected(p.to_bytes()) {
         return None;
     }
-    // Read once, inside the shim (its open passes straight through).
-    if crate::guard::within(|_| crate::imports::uses_wide_streams()) != Some(false) {
-        return None;
-    }
     // The program's open, as the open hook does it (the shim decides
     // whether the file is managed), with fopen's permissions.
     // SAFETY: the caller's C string.
@@ -149,9 +277,15 @@ pub unsafe fn fopen(path: *const c_char, mode: *const c_char) -> Option<*mut FIL
         // SAFETY: the descriptor just opened; no memory involved.
         unsafe { super::io::lseek("fopen", fd, 0, libc::SEEK_END) };
     }
+    // A program that uses wide-character streams keeps glibc's (read once,
+    // for the first managed stream: no cost where nothing is managed).
+    if fdtable::is_managed(fd) && !wide_ok() {
+        crate::guard::quietly(|i| {
+            let _ = super::pass_through_file_of(fd, i);
+        });
+    }
     let f = if fdtable::is_managed(fd) {
-        // SAFETY: a descriptor of ours and the caller's mode string.
-        unsafe { conveyor_stream(fd, mode) }
+        make_stream(fd, flags)
     } else {
         // Not managed: the stream glibc's fopen would have made, on the
         // same descriptor, and its file passes through (no later
@@ -168,6 +302,13 @@ pub unsafe fn fopen(path: *const c_char, mode: *const c_char) -> Option<*mut FIL
     Some(f)
 }
 
+/// True when the program imports no wide-character stream function, so
+/// a cookie stream (which has no wide side) serves it as glibc's would.
+fn wide_ok() -> bool {
+    // Read inside the shim: its open of the executable passes through.
+    crate::guard::within(|_| crate::imports::uses_wide_streams()) == Some(false)
+}
+
 /// What `fdopen` does with managed descriptor `fd`: a stream on it that
 /// keeps it managed, or `None` when the mode asks what a stream of it
 /// cannot keep exactly (an access the descriptor lacks, or `a` on a
@@ -180,7 +321,7 @@ pub unsafe fn fdopen(fd: c_int, mode: *const c_char) -> Option<*mut FILE> {
         return None;
     }
     let d = fdtable::get(fd)?;
-    if crate::guard::within(|_| crate::imports::uses_wide_streams()) != Some(false) {
+    if !wide_ok() {
         return None;
     }
     // SAFETY: NUL-terminated (the caller's contract).
@@ -195,6 +336,5 @@ pub unsafe fn fdopen(fd: c_int, mode: *const c_char) -> Option<*mut FILE> {
         return None;
     }
     crate::counts::hit("fdopen");
-    // SAFETY: the program's managed descriptor and its mode string.
-    Some(unsafe { conveyor_stream(fd, mode) })
+    Some(make_stream(fd, flags))
 }
