@@ -168,6 +168,11 @@ pub(crate) fn hand_over(fd: libc::c_int, d: &Desc, inside: &Inside) -> Result<()
     behind::apply_meta(d, inside);
     let moved = exposed_before(fd, d, inside);
     let r = d.handle(inside).hand_over(|pos| set_kernel_offset(fd, pos));
+    // Prefetches already queued would still reach for the program's
+    // descriptor, which it may close and reuse for another file once the
+    // kernel has the description (git maps a pack it was reading, closes
+    // it, and opens the next file under the same number).
+    d.handle(inside).quiesce();
     for (other, od) in fdtable::all() {
         if std::ptr::eq(&*od, d) {
             if let Some(x) = fdtable::remove(other) {
