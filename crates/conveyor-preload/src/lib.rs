@@ -12,7 +12,7 @@
 //! |---|---|
 //! | `hooks` | the exported glibc names; each decides "managed or not" with one table lookup and otherwise calls the real function; no logic (`variadic.c`: the C halves of `dprintf`) |
 //! | `process` | fork, vfork, exec, spawn, system, popen, exit and fatal signals: the barriers before another program can see the files (`process::fork` lists every lock held across `fork`, in order; `process::fatal` the fatal-signal flush) |
-//! | `ops` | C conventions (buffers, iovecs, errno, offsets) to engine calls and back, for descriptors and paths; `ops::on_fd` is the one way to a managed descriptor's engine handle; `ops::retire` keeps private descriptors of handed-over files open for the program's locks |
+//! | `ops` | C conventions (buffers, iovecs, errno, offsets) to engine calls and back, for descriptors and paths; `ops::on_fd` is the one way to a managed descriptor's engine handle; `ops::retire` keeps private descriptors of handed-over files open for the program's locks; `ops::stream` makes the stdio streams of managed files (`stream.c`: the cookie functions); `ops::behind` is relaxed close |
 //! | `live`, `report`, `counts` | the live file for `conveyor top`, the stats report at exit, the test counters |
 //! | `json` | the JSON writer both documents use: each field's name beside its value |
 //! | `policy` | which opens are managed: a pure decision (`policy::admit`) on flags, file type and path |

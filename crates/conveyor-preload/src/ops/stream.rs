@@ -7,7 +7,7 @@
 //! as for any open, whether the file is managed) and, when it is, wraps it
 //! in a cookie stream (`stream.c`) whose reads, writes, seeks and close are
 //! the hooked `read`, `write`, `lseek64` and `close` on that descriptor.
-//! glibc keeps everything else: the buffer (its default size), `ungetc`,
+//! glibc keeps everything else: the buffer, `ungetc`,
 //! `setvbuf`, `ftell` arithmetic, locking, `fflush(NULL)`, the flush at
 //! exit; `fileno` is the descriptor, so the program's own calls on it are
 //! ordered with the stream's flushes exactly as without the shim. An error
@@ -19,11 +19,14 @@
 //! working directory; a symbolic link into the selected paths is not
 //! followed here, and its stream passes its file through, as before), a
 //! mode glibc treats specially (`,ccs=`), a file the shim does not manage.
-//! `freopen` keeps the stream glibc has (a `FILE` cannot change its kind in
-//! place), and its file passes through. A cookie stream has no
-//! wide-character side, so a program whose executable imports a wide
-//! stream function (`fwprintf`, `fputwc`...: `imports`) keeps glibc's
-//! streams altogether.
+//! `freopen` of glibc's own stream (stdout, say) keeps that stream, and its
+//! file passes through (a `FILE` cannot change its kind in place);
+//! `freopen` of a stream made here is done here, on the same descriptor
+//! number, since glibc's would turn the cookie stream into a file stream.
+//! The stream's buffer is the size glibc gives a stream of that file. A
+//! cookie stream has no wide-character side, so a program whose executable
+//! imports a wide stream function (`fwprintf`, `fputwc`...: `imports`)
+//! keeps glibc's streams altogether.
 
 use crate::{fdtable, state};
 use libc::{c_char, c_int, FILE};
