@@ -52,6 +52,15 @@ fn streams_behave_as_without_the_shim() {
 /// program, its arguments, its output file, and hooks that must have run.
 type Case<'a> = (&'a str, &'a str, Vec<&'a str>, &'a str, &'a [&'a str]);
 
+/// `in.txt` at the top of `fs`: `lines` lines of a number out of order, a
+/// line number and some words (input for sort, awk and sed).
+fn write_input(fs: &SlowFs, lines: usize) {
+    let input: String = (0..lines)
+        .map(|i| format!("{} {} some words here\n", (i * 7919) % 100_003, i))
+        .collect();
+    std::fs::write(fs.backing().join("in.txt"), &input).unwrap();
+}
+
 /// Requests the filesystem received during `f`.
 fn requests(fs: &SlowFs, f: impl FnOnce()) -> HashMap<String, u64> {
     let before = fs.stats();
@@ -70,10 +79,7 @@ fn requests(fs: &SlowFs, f: impl FnOnce()) -> HashMap<String, u64> {
 fn stream_programs_send_few_large_writes() {
     let (_bins, fprintf_bin) = compile("stdio");
     let fs = SlowFs::mount(&["--latency-ms", "1"]);
-    let input: String = (0..60_000)
-        .map(|i| format!("{} {} some words here\n", (i * 7919) % 100_003, i))
-        .collect();
-    std::fs::write(fs.backing().join("in.txt"), &input).unwrap();
+    write_input(&fs, 60_000);
     let cc_src = TempDir::new("stdio-cc");
     let cc_bin = cc_src.path().join("fstreams");
     std::fs::write(
@@ -279,10 +285,7 @@ fn bonnie_per_character_phases_are_coalesced() {
 #[test]
 fn stdout_buffer_is_opt_in_and_coalesces() {
     let fs = SlowFs::mount(&["--latency-ms", "1"]);
-    let input: String = (0..40_000)
-        .map(|i| format!("{} {} words\n", (i * 7919) % 100_003, i))
-        .collect();
-    std::fs::write(fs.backing().join("in.txt"), &input).unwrap();
+    write_input(&fs, 40_000);
     let src = TempDir::new("stdio-printer");
     std::fs::write(
         src.path().join("printer.c"),

@@ -62,8 +62,8 @@ impl Deferrals {
                 });
             st.running = spawned.is_ok();
             if !st.running {
-                // No thread: the data waits for the program's next call,
-                // as it would without this bound.
+                // No thread to wait with: the data is written now, as
+                // without the deferral.
                 st.due.clear();
                 drop(st);
                 file.deferral_due();

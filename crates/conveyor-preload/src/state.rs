@@ -98,6 +98,13 @@ pub fn owner() -> i32 {
     OWNER.load(Ordering::Relaxed)
 }
 
+/// A setting's value, or `None` after saying why it cannot be used (the
+/// shim then passes everything through).
+fn usable<T>(r: Result<T, Bad>) -> Option<T> {
+    r.map_err(|Bad(msg)| tracing::error!("{msg}; conveyor passes everything through"))
+        .ok()
+}
+
 /// Builds the state from the environment (from the library constructor).
 pub fn init() {
     if let Err(msg) = log::configure() {
@@ -110,34 +117,18 @@ pub fn init() {
     let Some(raw) = settings::var("CONVEYOR_PATHS").filter(|p| !p.is_empty()) else {
         return;
     };
-    let cfg = match settings::config() {
-        Ok(c) => c,
-        Err(Bad(msg)) => {
-            tracing::error!("{msg}; conveyor passes everything through");
-            return;
-        }
+    let Some(cfg) = usable(settings::config()) else {
+        return;
     };
-    let mode = match settings::mode() {
-        Ok(settings::Mode::Off) => return,
-        Ok(m) => m,
-        Err(Bad(msg)) => {
-            tracing::error!("{msg}; conveyor passes everything through");
-            return;
-        }
+    let mode = match usable(settings::mode()) {
+        None | Some(settings::Mode::Off) => return,
+        Some(m) => m,
     };
-    let close = match settings::close() {
-        Ok(c) => c,
-        Err(Bad(msg)) => {
-            tracing::error!("{msg}; conveyor passes everything through");
-            return;
-        }
+    let Some(close) = usable(settings::close()) else {
+        return;
     };
-    let stdout_buffer = match settings::stdout_buffer() {
-        Ok(b) => b,
-        Err(Bad(msg)) => {
-            tracing::error!("{msg}; conveyor passes everything through");
-            return;
-        }
+    let Some(stdout_buffer) = usable(settings::stdout_buffer()) else {
+        return;
     };
     let paths = settings::paths(&raw);
     let named_paths = raw

@@ -272,20 +272,16 @@ pub fn run(a: RunArgs) -> ExitCode {
                 env.to_string_lossy()
             );
         }
-        match supervise::PrivateDir::new() {
-            Ok(d) => {
-                set.push((
-                    "CONVEYOR_STATS",
-                    d.path().join("report-%p.json").into(),
-                    Origin::Option("--summary"),
-                ));
-                Some(d)
-            }
-            Err(e) => {
-                eprintln!("conveyor: cannot create a directory for --summary: {e}");
-                return ExitCode::from(EXIT_LAUNCH);
-            }
-        }
+        let d = match supervise::PrivateDir::for_option("--summary") {
+            Ok(d) => d,
+            Err(code) => return code,
+        };
+        set.push((
+            "CONVEYOR_STATS",
+            d.path().join("report-%p.json").into(),
+            Origin::Option("--summary"),
+        ));
+        Some(d)
     } else {
         None
     };
@@ -384,16 +380,12 @@ pub fn run(a: RunArgs) -> ExitCode {
     // Relaxed close: errors after a close returned are written here, and
     // turned into the exit status once the command ends.
     let late_dir = if a.relaxed_close {
-        match supervise::PrivateDir::new() {
-            Ok(d) => {
-                cmd.env("CONVEYOR_LATE_ERRORS", d.path().join("late-%p"));
-                Some(d)
-            }
-            Err(e) => {
-                eprintln!("conveyor: cannot create a directory for --relaxed-close: {e}");
-                return ExitCode::from(EXIT_LAUNCH);
-            }
-        }
+        let d = match supervise::PrivateDir::for_option("--relaxed-close") {
+            Ok(d) => d,
+            Err(code) => return code,
+        };
+        cmd.env("CONVEYOR_LATE_ERRORS", d.path().join("late-%p"));
+        Some(d)
     } else {
         None
     };

@@ -38,6 +38,15 @@ impl PrivateDir {
         )))
     }
 
+    /// A fresh one for what launcher option `option` collects, or the exit
+    /// status after saying why none could be made.
+    pub fn for_option(option: &str) -> Result<PrivateDir, ExitCode> {
+        PrivateDir::new().map_err(|e| {
+            eprintln!("conveyor: cannot create a directory for {option}: {e}");
+            ExitCode::from(crate::EXIT_LAUNCH)
+        })
+    }
+
     /// Its path.
     pub fn path(&self) -> &Path {
         &self.0

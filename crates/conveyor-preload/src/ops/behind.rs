@@ -189,22 +189,22 @@ pub fn settle_all(inside: &Inside) {
     if !any() {
         return;
     }
-    {
-        let mut q = queue(inside);
-        while !q.keys.is_empty() {
-            q = DONE.wait(q).unwrap_or_else(|e| e.into_inner());
-        }
-    }
+    drop(wait_while(queue(inside), |q| !q.keys.is_empty()));
     for (_, d) in fdtable::all() {
         apply_meta(&d, inside);
     }
 }
 
 fn wait_for(key: FileKey, inside: &Inside) {
-    let mut q = queue(inside);
-    while q.keys.contains(&key) {
-        q = DONE.wait(q).unwrap_or_else(|e| e.into_inner());
-    }
+    drop(wait_while(queue(inside), |q| q.keys.contains(&key)));
+}
+
+/// Waits on `DONE` (a close finished) while `busy` holds.
+fn wait_while(
+    q: MutexGuard<'static, Queue>,
+    busy: impl FnMut(&mut Queue) -> bool,
+) -> MutexGuard<'static, Queue> {
+    DONE.wait_while(q, busy).unwrap_or_else(|e| e.into_inner())
 }
 
 /// `close` of managed `fd` (already out of the table) in relaxed mode:
@@ -228,10 +228,7 @@ pub fn close(fd: c_int, d: Arc<Desc>) -> Result<c_int, Arc<Desc>> {
         if desc.backend.take() < 0 {
             return false;
         }
-        let mut q = queue(i);
-        while q.keys.len() >= MAX_BEHIND {
-            q = DONE.wait(q).unwrap_or_else(|e| e.into_inner());
-        }
+        let mut q = wait_while(queue(i), |q| q.keys.len() >= MAX_BEHIND);
         if !start_closers(&mut q) {
             // No thread to finish it: the ordinary close does, now.
             return false;

@@ -198,16 +198,9 @@ fn pass_through_file_of(fd: libc::c_int, inside: &Inside) -> Result<(), Errno> {
     res
 }
 
-/// At the very end of the process (after the last flush): every file
-/// passes through, so writes that still come (glibc's flush of the
-/// program's streams, after every exit handler) go to the kernel.
-pub(crate) fn hand_all_to_kernel(inside: &Inside) {
-    pass_through_process(inside);
-}
-
 /// Every file of the process passes through, and no later open is
 /// managed (`passthrough::pass_through_everything`).
-fn pass_through_process(inside: &Inside) {
+pub(crate) fn pass_through_process(inside: &Inside) {
     crate::passthrough::pass_through_everything();
     let mut done: Vec<FileKey> = Vec::new();
     for (_, d) in fdtable::all() {

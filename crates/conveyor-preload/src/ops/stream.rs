@@ -188,13 +188,8 @@ pub unsafe fn freopen(
     } else {
         path
     };
-    let opened = flags.map(|flags| {
-        // SAFETY: `path` is NUL-terminated.
-        let opening = unsafe { super::open::before(libc::AT_FDCWD, path, flags) };
-        // SAFETY: as above; fopen's permissions.
-        let fd = unsafe { crate::real::open64(path, flags, 0o666) };
-        (super::open::after("freopen", fd, flags, opening), flags)
-    });
+    // SAFETY: `path` is NUL-terminated.
+    let opened = flags.map(|flags| (unsafe { open_as_fopen("freopen", path, flags) }, flags));
     let Some((new, flags)) = opened.filter(|(fd, _)| *fd >= 0) else {
         // As glibc: the stream's file is closed, and the call fails.
         let e = if flags.is_none() {
@@ -216,10 +211,6 @@ pub unsafe fn freopen(
         if r < 0 {
             return Some(std::ptr::null_mut());
         }
-    }
-    if flags & libc::O_APPEND != 0 && flags & libc::O_ACCMODE == libc::O_WRONLY {
-        // SAFETY: the stream's descriptor; no memory involved.
-        unsafe { super::io::lseek("freopen", old, 0, libc::SEEK_END) };
     }
     // SAFETY: our stream, and a static mode string.
     unsafe { conveyor_stream_reset(stream, cookie_mode(flags).as_ptr()) };
@@ -248,6 +239,26 @@ fn lexically_selected(path: &[u8]) -> bool {
     shim.selects(&norm) || crate::policy::under(&shim.named_paths, &norm)
 }
 
+/// Opens `path` for a stream (`name`: `fopen` or `freopen`), as the open
+/// hook opens a file (the shim decides whether it is managed), with
+/// `fopen`'s permissions; a stream opened "a" starts at the end, as
+/// glibc's does, so `ftell` before the first write says where it lands.
+///
+/// # Safety
+/// `path` is NUL-terminated.
+unsafe fn open_as_fopen(name: &'static str, path: *const c_char, flags: c_int) -> c_int {
+    // SAFETY: the caller's contract.
+    let opening = unsafe { super::open::before(libc::AT_FDCWD, path, flags) };
+    // SAFETY: as above; the flags and mode fopen would use.
+    let fd = unsafe { crate::real::open64(path, flags, 0o666) };
+    let fd = super::open::after(name, fd, flags, opening);
+    if fd >= 0 && flags & libc::O_APPEND != 0 && flags & libc::O_ACCMODE == libc::O_WRONLY {
+        // SAFETY: the descriptor just opened; no memory involved.
+        unsafe { super::io::lseek(name, fd, 0, libc::SEEK_END) };
+    }
+    fd
+}
+
 /// What `fopen` does: `Some(stream)` (or null with `errno`) when the shim
 /// opened it, `None` when glibc's own `fopen` is to run.
 ///
@@ -263,22 +274,10 @@ pub unsafe fn fopen(path: *const c_char, mode: *const c_char) -> Option<*mut FIL
     if !lexically_selected(p.to_bytes()) {
         return None;
     }
-    // The program's open, as the open hook does it (the shim decides
-    // whether the file is managed), with fopen's permissions.
     // SAFETY: the caller's C string.
-    let opening = unsafe { super::open::before(libc::AT_FDCWD, path, flags) };
-    // SAFETY: as above; the flags and mode fopen would use.
-    let fd = unsafe { crate::real::open64(path, flags, 0o666) };
-    let fd = super::open::after("fopen", fd, flags, opening);
+    let fd = unsafe { open_as_fopen("fopen", path, flags) };
     if fd < 0 {
         return Some(std::ptr::null_mut());
-    }
-    let append_only = flags & libc::O_APPEND != 0 && flags & libc::O_ACCMODE == libc::O_WRONLY;
-    if append_only {
-        // As glibc's fopen: a stream opened "a" starts at the end, so
-        // `ftell` before the first write says where it will land.
-        // SAFETY: the descriptor just opened; no memory involved.
-        unsafe { super::io::lseek("fopen", fd, 0, libc::SEEK_END) };
     }
     // A program that uses wide-character streams keeps glibc's (read once,
     // for the first managed stream: no cost where nothing is managed).

@@ -141,7 +141,7 @@ pub fn at_exit(last: bool) {
                     // handler, this one included: what they write from
                     // here on goes straight to the kernel, after the data
                     // written just now.
-                    crate::ops::hand_all_to_kernel(i);
+                    crate::ops::pass_through_process(i);
                 }
             });
         }
