@@ -98,8 +98,17 @@ pub fn learn(dev: u64, opened_in: Option<Duration>) -> Device {
         .map(conveyor_fskind::learn)
         .unwrap_or_default();
     let fast = conveyor_fskind::passes_in_auto(kind, opened_in);
+    let took = opened_in.map_or(0, |t| t.as_micros());
     if kind.local && !fast && opened_in.is_some() && !slow_again(dev) {
         // Maybe the machine, not the storage: decided at a later open.
+        if let Some(m) = &mount {
+            tracing::info!(
+                "{} is {} (fast local storage; an open took {took} us, slow, but it takes {} in a row to say so: this file stays with the kernel)",
+                m.point,
+                m.fstype,
+                conveyor_fskind::SLOW_LOCAL_OPENS
+            );
+        }
         return Device {
             kind,
             fast: true,
@@ -115,10 +124,9 @@ pub fn learn(dev: u64, opened_in: Option<Duration>) -> Device {
             "slow storage"
         };
         tracing::info!(
-            "{} is {} ({what}; first open took {} us)",
+            "{} is {} ({what}; first open took {took} us)",
             m.point,
-            m.fstype,
-            opened_in.map_or(0, |t| t.as_micros())
+            m.fstype
         );
     }
     if kind.readers_pass {
