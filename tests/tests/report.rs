@@ -30,6 +30,7 @@ const STATS_KEYS: &[&str] = &[
     "read_ahead_hit_rate",
     "snoop_hits",
     "buffer_full_waits",
+    "ring_requests",
     "errors",
     "last_errno",
     "lost_bytes",

@@ -7,7 +7,7 @@
 
 use crate::error::{Errno, Result};
 use std::fs::File;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::FileExt;
 
 /// Positioned I/O on one open file. Every method is one storage request.
@@ -48,6 +48,15 @@ pub trait Backend: Send + Sync + 'static {
     /// leave its data unwritten).
     fn defers_background(&self) -> bool {
         false
+    }
+    /// A descriptor the io_uring executor may use for this file's
+    /// background requests (positioned reads and writes; with `append`,
+    /// append writes), open at least as long as the backend lives and is
+    /// not released, and never one the program can close meanwhile.
+    /// `None` keeps the file's requests on the worker pool.
+    fn ring_fd(&self, append: bool) -> Option<RawFd> {
+        let _ = append;
+        None
     }
 }
 
@@ -142,5 +151,13 @@ impl Backend for FileBackend {
             .metadata()
             .map(|m| m.len())
             .map_err(|e| Errno::from_io(&e))
+    }
+
+    fn ring_fd(&self, append: bool) -> Option<RawFd> {
+        if append {
+            self.appender.as_ref().map(|f| f.as_raw_fd())
+        } else {
+            Some(self.file.as_raw_fd())
+        }
     }
 }

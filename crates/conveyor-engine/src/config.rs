@@ -32,6 +32,12 @@ pub struct Config {
     pub max_inflight: usize,
     /// Worker threads shared by all files, started on demand.
     pub workers: usize,
+    /// Where background requests run (`CONVEYOR_EXECUTOR`).
+    pub executor: Executor,
+    /// Most background requests (write batches and prefetches of all its
+    /// files) one filesystem keeps in flight: the ceiling of its AIMD
+    /// depth, which both executors follow. A file always has one.
+    pub fs_inflight: usize,
     /// Oldest a pending write may get while the program goes on writing
     /// (`CONVEYOR_MAX_AGE`): a write waits until older data is on storage;
     /// and oldest read-ahead data may get before it is read again.
@@ -47,6 +53,57 @@ pub struct Config {
     pub revalidate_after: Duration,
 }
 
+/// Where the engine's background requests run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Executor {
+    /// Worker threads: each request is a blocking call on a worker.
+    Pool,
+    /// io_uring: requests are submitted from the thread that starts them
+    /// and completed by one reaper thread; the pool takes what the ring
+    /// cannot (see `ring.rs`), and all of it where io_uring is refused.
+    Uring,
+}
+
+impl Executor {
+    /// Parses `pool` or `uring` (`CONVEYOR_EXECUTOR`).
+    pub fn parse(input: &str) -> Result<Executor, ExecutorError> {
+        match input.trim().to_ascii_lowercase().as_str() {
+            "pool" => Ok(Executor::Pool),
+            "uring" | "io_uring" | "io-uring" => Ok(Executor::Uring),
+            _ => Err(ExecutorError {
+                input: input.to_string(),
+            }),
+        }
+    }
+
+    /// The name `parse` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Executor::Pool => "pool",
+            Executor::Uring => "uring",
+        }
+    }
+}
+
+/// Why an executor name was rejected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecutorError {
+    /// The text that was given.
+    pub input: String,
+}
+
+impl fmt::Display for ExecutorError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:?} is not an executor (expected pool or uring)",
+            self.input
+        )
+    }
+}
+
+impl std::error::Error for ExecutorError {}
+
 /// Bytes in one write-behind segment: the unit of buffer memory.
 pub(crate) const SEGMENT: usize = 64 << 10;
 
@@ -61,6 +118,8 @@ impl Default for Config {
             max_memory: 256 << 20,
             max_inflight: 1,
             workers: 16,
+            executor: Executor::Pool,
+            fs_inflight: 32,
             max_age: Duration::from_secs(5),
             defer_limit: Duration::from_millis(50),
             revalidate_after: Duration::from_millis(100),
@@ -81,6 +140,7 @@ impl Config {
         self.max_memory = self.max_memory.max(self.write_buffer);
         self.max_inflight = self.max_inflight.max(1);
         self.workers = self.workers.max(1);
+        self.fs_inflight = self.fs_inflight.max(1);
         self.max_age = self.max_age.max(Duration::from_millis(1));
         self.revalidate_after = self.revalidate_after.min(self.max_age);
         self.defer_limit = self.defer_limit.min(self.max_age);

@@ -4,12 +4,13 @@
 use crate::backend::Backend;
 use crate::budget::Budget;
 use crate::clock::{Clock, SystemClock};
-use crate::config::Config;
+use crate::config::{Config, Executor};
 use crate::file::{File, Shared};
 use crate::handle::{Handle, Mode};
 use crate::pool::Pool;
 use crate::stats::{Counters, Snapshot};
 use std::collections::{HashMap, VecDeque};
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
@@ -72,6 +73,30 @@ enum Offer {
     Alone,
 }
 
+/// What the embedder does for the engine (the shim: for a preloaded
+/// library's threads and descriptors).
+#[derive(Clone, Copy)]
+pub struct Hooks {
+    /// Run first in every thread the engine starts (to set up what a
+    /// thread inherits, such as its signal mask).
+    pub thread_start: fn(),
+    /// Given a descriptor the engine opened for itself (the io_uring
+    /// executor's ring), returns the number to use from now on, or -1 if
+    /// it cannot be had (the descriptor passed in is then closed). The
+    /// shim moves it to a high number the program never gets and keeps it
+    /// out of the ranges the program closes.
+    pub private_fd: fn(RawFd) -> RawFd,
+}
+
+impl Default for Hooks {
+    fn default() -> Hooks {
+        Hooks {
+            thread_start: || {},
+            private_fd: |fd| fd,
+        }
+    }
+}
+
 /// Write-behind, read-ahead and snooping for any number of files.
 pub struct Engine {
     shared: Arc<Shared>,
@@ -88,27 +113,42 @@ impl Engine {
     /// As `new`, with `start` run first in every worker thread the engine
     /// starts (to set up what a thread inherits, such as its signal mask).
     pub fn with_thread_start(cfg: Config, start: fn()) -> Engine {
-        Engine::build(cfg, start, Arc::new(SystemClock))
+        Engine::with_hooks(
+            cfg,
+            Hooks {
+                thread_start: start,
+                ..Hooks::default()
+            },
+        )
+    }
+
+    /// As `new`, with what the embedder does for the engine's threads and
+    /// descriptors.
+    pub fn with_hooks(cfg: Config, hooks: Hooks) -> Engine {
+        Engine::build(cfg, hooks, Arc::new(SystemClock))
     }
 
     /// As `new`, with the age rules (`Config::max_age`) reading `clock`
     /// instead of the real clock: tests move time by hand.
     pub fn with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Engine {
-        Engine::build(cfg, || {}, clock)
+        Engine::build(cfg, Hooks::default(), clock)
     }
 
-    fn build(cfg: Config, start: fn(), clock: Arc<dyn Clock>) -> Engine {
+    fn build(cfg: Config, hooks: Hooks, clock: Arc<dyn Clock>) -> Engine {
         let cfg = cfg.normalized();
         let totals = Arc::new(Counters::default());
         totals
             .buffer_limit
             .store(cfg.max_memory as u64, Ordering::Relaxed);
         let shared = Shared {
-            pool: Pool::new(cfg.workers, start),
+            pool: Pool::new(cfg.workers, hooks.thread_start),
+            ring: std::sync::OnceLock::new(),
+            hooks,
+            depths: Mutex::new(HashMap::new()),
             budget: Arc::new(Budget::new(cfg.max_memory)),
             totals,
             closed: Mutex::new(VecDeque::new()),
-            deferrals: Arc::new(crate::defer::Deferrals::new(start)),
+            deferrals: Arc::new(crate::defer::Deferrals::new(hooks.thread_start)),
             clock,
             cfg,
         };
@@ -122,6 +162,22 @@ impl Engine {
     /// The configuration in force.
     pub fn config(&self) -> &Config {
         &self.shared.cfg
+    }
+
+    /// The executor that runs background requests: `Executor::Uring` only
+    /// once a ring is set up (it is, at the first background request, when
+    /// the configuration asks for it and the kernel allows it).
+    pub fn executor(&self) -> Executor {
+        match self.shared.ring.get() {
+            Some(Some(_)) => Executor::Uring,
+            _ => Executor::Pool,
+        }
+    }
+
+    /// The io_uring executor's descriptor, if a ring is set up: a forked
+    /// child closes its copy (it never uses its parent's engine).
+    pub fn ring_fd(&self) -> Option<RawFd> {
+        self.shared.ring.get()?.as_ref().map(|r| r.fd())
     }
 
     fn files(&self) -> MutexGuard<'_, HashMap<FileKey, Weak<File>>> {
@@ -189,7 +245,8 @@ impl Engine {
                 if files.len() >= 64 && files.len().is_power_of_two() {
                     files.retain(|_, w| w.strong_count() > 0);
                 }
-                let f = Arc::new(File::new(Arc::clone(&self.shared), name, backend));
+                let depth = self.shared.depth(key.dev);
+                let f = Arc::new(File::new(Arc::clone(&self.shared), name, backend, depth));
                 files.insert(key, Arc::downgrade(&f));
                 f
             }
@@ -331,6 +388,9 @@ impl Engine {
 impl Drop for Engine {
     fn drop(&mut self) {
         self.shared.pool.shutdown();
+        if let Some(Some(ring)) = self.shared.ring.get() {
+            ring.stop();
+        }
     }
 }
 

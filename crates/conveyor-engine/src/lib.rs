@@ -126,9 +126,10 @@
 //! | `read_ahead.rs` | sequential detection and prefetch windows per handle, invalidation |
 //! | `age.rs` | how old a file's oldest pending write is (the maximum age) |
 //! | `defer.rs` | the timer that writes, after `Config::defer_limit`, small data a file holds for the program's own thread |
-//! | `aimd.rs` | how many write requests a file keeps in flight |
+//! | `aimd.rs` | how many write requests a file keeps in flight, and how many requests a filesystem does |
 //! | `budget.rs` | process-wide memory cap and the segment free list |
 //! | `pool.rs` | worker threads, started on demand, shared by all files |
+//! | `ring.rs` | the io_uring executor beside the pool: batched submission, one reaper thread, the pool for what it cannot take |
 //! | `stats.rs` | counters and histograms, per file and totals, reset-on-read |
 //! | `backend.rs` | the `Backend` trait (positioned I/O on one file) and `FileBackend` over `std::fs::File` |
 //! | `mock.rs` | `MemBackend`: in-memory storage with latency, short I/O, `EINTR`, faults, `ENOSPC`, serialised writes, and a request log |
@@ -153,15 +154,18 @@ mod index;
 pub mod mock;
 mod pool;
 mod read_ahead;
+#[allow(unsafe_code)] // io_uring: pushing entries, reclaiming their boxes.
+mod ring;
 pub mod stats;
 mod write_buffer;
 
 pub use backend::{Backend, FileBackend};
 pub use clock::{Clock, SystemClock};
 pub use config::{
-    parse_duration, parse_log_level, parse_size, Config, DurationError, LevelError, SizeError,
+    parse_duration, parse_log_level, parse_size, Config, DurationError, Executor, ExecutorError,
+    LevelError, SizeError,
 };
-pub use engine::{Attrs, Engine, FileKey, FileReport, Gauges};
+pub use engine::{Attrs, Engine, FileKey, FileReport, Gauges, Hooks};
 pub use error::{Errno, Result};
 pub use handle::{Handle, Mode};
 pub use stats::{Snapshot, Summary};

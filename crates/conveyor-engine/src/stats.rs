@@ -165,6 +165,8 @@ pub struct Counters {
     pub read_ahead_misses: AtomicU64,
     /// Reads that saw pending (not yet stored) data.
     pub snoop_hits: AtomicU64,
+    /// Background requests submitted to io_uring (the rest ran on the pool).
+    pub ring_requests: AtomicU64,
     /// Failed storage requests.
     pub errors: AtomicU64,
     /// errno of the last failure.
@@ -210,6 +212,8 @@ pub struct Snapshot {
     pub read_ahead_misses: u64,
     /// Reads that saw pending data.
     pub snoop_hits: u64,
+    /// Background requests submitted to io_uring.
+    pub ring_requests: u64,
     /// Failed storage requests.
     pub errors: u64,
     /// errno of the last failure (0: none).
@@ -256,6 +260,7 @@ impl Counters {
             read_ahead_hits: get(&self.read_ahead_hits),
             read_ahead_misses: get(&self.read_ahead_misses),
             snoop_hits: get(&self.snoop_hits),
+            ring_requests: get(&self.ring_requests),
             errors: get(&self.errors),
             last_errno: self.last_errno.load(Relaxed),
             lost_bytes: get(&self.lost_bytes),

@@ -526,6 +526,22 @@ impl Backend for RawBackend {
     fn defers_background(&self) -> bool {
         self.lent.is_some() && self.fd.load(Ordering::Acquire) == NOT_TAKEN
     }
+
+    // A private descriptor, never the program's: a request on the ring
+    // outlives the call that submitted it, and the program may close its
+    // descriptor as soon as its own call returns. A lent backend takes
+    // its duplicate here, as its first request on a worker would.
+    fn ring_fd(&self, append: bool) -> Option<c_int> {
+        if self.is_released() {
+            return None;
+        }
+        let fd = if append && !self.lent.as_ref().is_some_and(|l| l.append) {
+            self.append_fd().ok()?
+        } else {
+            self.take()
+        };
+        (fd >= 0).then_some(fd)
+    }
 }
 
 impl Drop for RawBackend {

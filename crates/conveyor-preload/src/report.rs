@@ -41,7 +41,8 @@ pub fn stats_fields(o: &mut Obj<'_>, s: &Snapshot) {
         .int("read_ahead_misses", s.read_ahead_misses)
         .float("read_ahead_hit_rate", ratio(s.read_ahead_hits, reads), 4)
         .int("snoop_hits", s.snoop_hits)
-        .int("buffer_full_waits", s.buffer_full_waits);
+        .int("buffer_full_waits", s.buffer_full_waits)
+        .int("ring_requests", s.ring_requests);
     errors_fields(o, s);
 }
 

@@ -1,12 +1,13 @@
 //! The shim's settings, read from the environment once, in the library
 //! constructor: the engine's sizes and durations (`CONVEYOR_WRITE_BUFFER`,
 //! `CONVEYOR_IO_SIZE`, `CONVEYOR_READ_AHEAD`, `CONVEYOR_MAX_MEMORY`,
-//! `CONVEYOR_MAX_AGE`, `CONVEYOR_DEFER_LIMIT`), the selected paths (`CONVEYOR_PATHS`,
+//! `CONVEYOR_MAX_AGE`, `CONVEYOR_DEFER_LIMIT`), the executor
+//! (`CONVEYOR_EXECUTOR`), the selected paths (`CONVEYOR_PATHS`,
 //! canonicalised and normalised), the mode (`CONVEYOR_MODE`) and the close
 //! mode (`CONVEYOR_CLOSE`). A bad value is reported by the caller,
 //! naming the variable and the expected form.
 
-use conveyor_engine::{parse_duration, parse_size, Config};
+use conveyor_engine::{parse_duration, parse_size, Config, Executor};
 
 /// The variable `name`, if set (and valid Unicode).
 pub fn var(name: &str) -> Option<String> {
@@ -63,6 +64,10 @@ pub fn config() -> Result<Config, Bad> {
         max_memory: size("CONVEYOR_MAX_MEMORY", d.max_memory)?,
         max_age: duration("CONVEYOR_MAX_AGE", d.max_age)?,
         defer_limit: duration("CONVEYOR_DEFER_LIMIT", d.defer_limit)?,
+        executor: match var("CONVEYOR_EXECUTOR").filter(|v| !v.is_empty()) {
+            None => d.executor,
+            Some(v) => Executor::parse(&v).map_err(|e| Bad(format!("CONVEYOR_EXECUTOR: {e}")))?,
+        },
         ..d
     })
 }

@@ -68,10 +68,7 @@ pub fn fork_child() {
     let Some(parent) = get() else { return };
     let next = GEN.load(Ordering::Acquire) + 1;
     let fresh = Shim {
-        engine: Engine::with_thread_start(
-            parent.engine.config().clone(),
-            crate::guard::thread_start,
-        ),
+        engine: Engine::with_hooks(parent.engine.config().clone(), hooks()),
         paths: parent.paths.clone(),
         named_paths: parent.named_paths.clone(),
         mode: parent.mode,
@@ -86,6 +83,22 @@ pub fn fork_child() {
         }
         _ => deactivate(),
     }
+}
+
+/// What the shim does for the engine: its threads block the program's
+/// signals; its ring descriptor is a private one (high, kept out of the
+/// ranges the program closes).
+fn hooks() -> conveyor_engine::Hooks {
+    conveyor_engine::Hooks {
+        thread_start: crate::guard::thread_start,
+        private_fd: |fd| crate::backend::track(crate::backend::place_high(fd)),
+    }
+}
+
+/// The parent's io_uring descriptor, which a forked child closes before
+/// its new state (it never uses the parent's engine).
+pub fn parent_ring() -> Option<i32> {
+    get().and_then(|s| s.engine.ring_fd())
 }
 
 /// True in a forked child's state (not the one the program started with).
@@ -144,7 +157,7 @@ pub fn init() {
     OWNER.store(unsafe { libc::getpid() }, Ordering::Relaxed);
     if SHIM[0]
         .set(Shim {
-            engine: Engine::with_thread_start(cfg, crate::guard::thread_start),
+            engine: Engine::with_hooks(cfg, hooks()),
             paths,
             named_paths,
             mode,

@@ -69,6 +69,11 @@ pub struct RunArgs {
     /// close returned is printed at the end and makes the exit status non-zero.
     #[arg(long)]
     pub relaxed_close: bool,
+    /// Where background requests run: pool (default: worker threads) or uring (io_uring, with the
+    /// pool for what it cannot take; the pool alone where the kernel refuses io_uring). Replaces
+    /// CONVEYOR_EXECUTOR.
+    #[arg(long, value_name = "EXECUTOR", value_parser = ["pool", "uring"])]
+    pub executor: Option<String>,
     /// Log level of the shim (default warn; replaces CONVEYOR_LOG).
     #[arg(long, value_name = "LEVEL", value_parser = ["off", "error", "warn", "info", "debug", "trace"])]
     pub log: Option<String>,

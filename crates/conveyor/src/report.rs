@@ -157,7 +157,7 @@ fn table(m: &Merged) -> String {
     let _ = writeln!(
         s,
         "programs waited {} in managed reads and writes; read-ahead hit rate {:.1} %; \
-buffer-full waits {}; snoop hits {}; lost {}{}",
+buffer-full waits {}; snoop hits {}; lost {}{}{}",
         units::nanos(t.app_wait_ns),
         100.0 * t.read_ahead_hit_rate,
         t.buffer_full_waits,
@@ -165,6 +165,11 @@ buffer-full waits {}; snoop hits {}; lost {}{}",
         units::bytes(t.lost_bytes),
         if t.last_errno != 0 {
             format!("; last errno {}", t.last_errno)
+        } else {
+            String::new()
+        },
+        if t.ring_requests != 0 {
+            format!("; {} requests on io_uring", t.ring_requests)
         } else {
             String::new()
         }

@@ -238,6 +238,9 @@ pub fn run(a: RunArgs) -> ExitCode {
     if let Some(m) = &a.mode {
         set.push(("CONVEYOR_MODE", m.into(), Origin::Option("--mode")));
     }
+    if let Some(e) = &a.executor {
+        set.push(("CONVEYOR_EXECUTOR", e.into(), Origin::Option("--executor")));
+    }
     if a.relaxed_close {
         set.push((
             "CONVEYOR_CLOSE",

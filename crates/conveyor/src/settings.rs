@@ -8,7 +8,7 @@
 //! uses too, so the messages are the shim's own.
 
 use crate::units;
-use conveyor_engine::{parse_duration, parse_log_level, parse_size, Config};
+use conveyor_engine::{parse_duration, parse_log_level, parse_size, Config, Executor};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -42,6 +42,7 @@ pub const KNOWN: &[&str] = &[
     "CONVEYOR_DISABLE",
     "CONVEYOR_MODE",
     "CONVEYOR_CLOSE",
+    "CONVEYOR_EXECUTOR",
     "CONVEYOR_LATE_ERRORS",
     "CONVEYOR_STATS",
     "CONVEYOR_LOG",
@@ -252,6 +253,33 @@ after this process's next exit, exec, fsync or lock"
         name: "CONVEYOR_CLOSE",
         meaning,
         value: close,
+        problem,
+        notes: Vec::new(),
+    });
+
+    let executor = get("CONVEYOR_EXECUTOR").filter(|(s, _)| !s.trim().is_empty());
+    let (meaning, problem) = match executor.as_ref().map(|(s, _)| Executor::parse(s)) {
+        None => (
+            "pool: background requests on worker threads (default)".into(),
+            None,
+        ),
+        Some(Ok(Executor::Pool)) => ("pool: background requests on worker threads".into(), None),
+        Some(Ok(Executor::Uring)) => (
+            "uring: background requests on io_uring (the worker pool where the kernel refuses it)"
+                .into(),
+            None,
+        ),
+        Some(Err(e)) => (
+            String::new(),
+            Some(format!(
+                "CONVEYOR_EXECUTOR: {e}; the shim would pass everything through"
+            )),
+        ),
+    };
+    out.push(Verdict {
+        name: "CONVEYOR_EXECUTOR",
+        meaning,
+        value: executor,
         problem,
         notes: Vec::new(),
     });

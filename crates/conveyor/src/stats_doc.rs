@@ -32,6 +32,9 @@ pub struct Stats {
     pub read_ahead_hit_rate: f64,
     pub snoop_hits: u64,
     pub buffer_full_waits: u64,
+    /// Absent from reports of versions before the io_uring executor.
+    #[serde(default)]
+    pub ring_requests: u64,
     pub errors: u64,
     pub last_errno: u64,
     pub lost_bytes: u64,
@@ -107,6 +110,7 @@ impl Stats {
         self.read_ahead_misses += o.read_ahead_misses;
         self.snoop_hits += o.snoop_hits;
         self.buffer_full_waits += o.buffer_full_waits;
+        self.ring_requests += o.ring_requests;
         self.errors += o.errors;
         if o.last_errno != 0 {
             self.last_errno = o.last_errno;

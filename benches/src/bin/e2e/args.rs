@@ -27,12 +27,18 @@ pub struct Args {
     pub no_unmanaged: bool,
     /// CPU-bound processes to run beside the whole benchmark.
     pub busy: usize,
+    /// `--executors`: every case also runs with `CONVEYOR_EXECUTOR=uring`.
+    pub executors: bool,
+    /// `--always`: conveyor runs with `CONVEYOR_MODE=always` (managing
+    /// tmpfs and the local disk too).
+    pub always: bool,
     /// The command line, for the results.
     pub command: String,
 }
 
 const USAGE: &str = "usage: e2e [--quick] [--reps N] [--slow-reps N] [--latencies 0,0.2,1,5] \
-[--modes page,direct,tmpfs,sshfs,rclone-off,rclone-writes,s3fs] [--cases NAME,...] [--out DIR] [--work DIR] [--no-unmanaged] [--busy [N]]";
+[--modes page,direct,tmpfs,disk,sshfs,rclone-off,rclone-writes,s3fs] [--cases NAME,...] [--out DIR] [--work DIR] \
+[--no-unmanaged] [--busy [N]] [--executors] [--always]";
 
 fn die(msg: &str) -> ! {
     eprintln!("e2e: {msg}\n{USAGE}");
@@ -78,6 +84,8 @@ pub fn parse() -> Args {
         work: None,
         no_unmanaged: false,
         busy: 0,
+        executors: false,
+        always: false,
         command: std::iter::once("e2e".to_string())
             .chain(argv.iter().cloned())
             .collect::<Vec<_>>()
@@ -103,6 +111,8 @@ pub fn parse() -> Args {
         match f.as_str() {
             "--quick" => {}
             "--no-unmanaged" => a.no_unmanaged = true,
+            "--executors" => a.executors = true,
+            "--always" => a.always = true,
             "--reps" => a.reps = val().parse().unwrap_or_else(|_| die("--reps: a count")),
             "--slow-reps" => {
                 a.slow_reps = val()

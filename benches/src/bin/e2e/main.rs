@@ -75,13 +75,16 @@ fn need_tools(a: &Args) {
     }
 }
 
-fn variants(c: Case, rep: usize, pre: &Preloads) -> Vec<Variant> {
+fn variants(c: Case, rep: usize, pre: &Preloads, executors: bool) -> Vec<Variant> {
     let mut v = vec![Variant::Plain, Variant::Conveyor];
     if c.has_eatmydata_peer() && pre.eatmydata.is_some() {
         v.push(Variant::EatMyData);
     }
     if c.has_relaxed_peer() {
         v.push(Variant::Relaxed);
+    }
+    if executors {
+        v.push(Variant::Uring);
     }
     // Rotating the order evens out whatever the previous run leaves behind
     // (warm caches, a busy flusher of the filesystem).
@@ -90,7 +93,13 @@ fn variants(c: Case, rep: usize, pre: &Preloads) -> Vec<Variant> {
     v
 }
 
-fn one_run(t: &Target, inp: &Inputs, pre: &Preloads, c: Case, v: Variant, rep: usize) -> RunRecord {
+fn one_run(
+    t: &Target,
+    inp: &Inputs,
+    pre: &Preloads,
+    (c, v, rep): (Case, Variant, usize),
+    always: bool,
+) -> RunRecord {
     let name = format!("{}-{}-{rep}", c.name(), v.name());
     let mut rec = RunRecord {
         case: c,
@@ -103,7 +112,7 @@ fn one_run(t: &Target, inp: &Inputs, pre: &Preloads, c: Case, v: Variant, rep: u
     let res = (|| {
         let p = c.prepare(t, inp, &name)?;
         let before = t.counters();
-        let ran = run::timed(&p, v, pre, &t.data);
+        let ran = run::timed(&p, v, pre, &t.data, always);
         let after = t.counters();
         if let (Some(b), Some(a)) = (before, after) {
             rec.requests = Some(Requests::between(&b, &a));
@@ -146,8 +155,8 @@ fn run_target(t: &Target, a: &Args, inp: &Inputs, pre: &Preloads) -> TargetResul
     }
     for rep in 0..reps {
         for &c in &cases {
-            for v in variants(c, rep, pre) {
-                let r = one_run(t, inp, pre, c, v, rep);
+            for v in variants(c, rep, pre, a.executors) {
+                let r = one_run(t, inp, pre, (c, v, rep), a.always);
                 match (&r.secs, &r.error) {
                     (Some(s), _) => eprintln!(
                         "[{}] rep {}/{reps} {} {}: {s:.3} s{}",
@@ -228,14 +237,15 @@ fn main() {
         elapsed_secs: 0.0,
     };
     for &mode in &a.modes {
-        let lats = if mode == Mode::Tmpfs || mode.is_netfs() {
+        let lats = if matches!(mode, Mode::Tmpfs | Mode::Disk) || mode.is_netfs() {
             vec![0.0]
         } else {
             a.latencies.clone()
         };
         for lat in lats {
             let t = match mode {
-                Mode::Tmpfs => Target::tmpfs(&shm),
+                Mode::Tmpfs => Target::local(&shm, mode),
+                Mode::Disk => Target::local(&work.join("disk"), mode),
                 m if m.is_netfs() => Target::netfs(&work.join(m.name()), m),
                 _ => Target::slowfs(
                     &slowfs,

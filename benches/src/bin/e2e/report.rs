@@ -233,6 +233,51 @@ fn skipped(out: &mut String, r: &Results) {
     out.push('\n');
 }
 
+/// The io_uring executor against the worker pool, on every storage both
+/// ran on (`--executors`).
+fn executors(o: &mut String, r: &Results) {
+    let ts: Vec<&TargetResult> = r
+        .targets
+        .iter()
+        .filter(|t| t.runs.iter().any(|x| x.variant == Variant::Uring))
+        .collect();
+    if ts.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "## Executors: io_uring against the worker pool\n\n\
+         Each against the plain run; `pool / io_uring` divides the pool's time by io_uring's \
+         (above 1: io_uring is faster). Requests: what the storage received (median per run).\n\n\
+         | storage | workload | pool | io_uring | pool / io_uring | requests pool → io_uring |\n\
+         |---|---|---|---|---|---|"
+    );
+    for t in ts {
+        for c in t.cases() {
+            let (Some(p), Some(u)) = (t.median(c, Variant::Conveyor), t.median(c, Variant::Uring))
+            else {
+                continue;
+            };
+            let q = |v| {
+                t.requests(c, v)
+                    .map_or("-".to_string(), |q: Requests| q.total.to_string())
+            };
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} | {} | {} → {} |",
+                t.label,
+                c.name(),
+                cell(t, c, Variant::Conveyor),
+                cell(t, c, Variant::Uring),
+                ratio(p / u),
+                q(Variant::Conveyor),
+                q(Variant::Uring)
+            );
+        }
+    }
+    o.push('\n');
+}
+
 fn mode_table(out: &mut String, r: &Results, mode: Mode, v: Variant) {
     let lats = r.latencies(mode);
     let ts: Vec<&TargetResult> = lats.iter().filter_map(|l| r.target(mode, *l)).collect();
@@ -364,6 +409,7 @@ pub fn render(r: &Results) -> String {
             }
         }
     }
+    executors(&mut o, r);
     let _ = writeln!(
         o,
         "## Requests reaching conveyor-slowfs (median per run)\n\n\
@@ -385,6 +431,7 @@ pub fn render(r: &Results) -> String {
                 Variant::Plain,
                 Variant::Conveyor,
                 Variant::Relaxed,
+                Variant::Uring,
                 Variant::EatMyData,
             ] {
                 if let Some(q) = t.requests(c, v) {

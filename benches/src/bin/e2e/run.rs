@@ -19,6 +19,9 @@ pub enum Variant {
     /// conveyor with `CONVEYOR_CLOSE=relaxed`: `close` returns once the
     /// data is queued (other programs see it at the process's barriers).
     Relaxed,
+    /// conveyor with `CONVEYOR_EXECUTOR=uring`: background requests on
+    /// io_uring instead of the worker pool.
+    Uring,
 }
 
 impl Variant {
@@ -29,6 +32,7 @@ impl Variant {
             Variant::Conveyor => "conveyor",
             Variant::EatMyData => "eatmydata",
             Variant::Relaxed => "relaxed",
+            Variant::Uring => "uring",
         }
     }
 }
@@ -78,9 +82,17 @@ pub struct Ran {
     pub stderr: String,
 }
 
-/// Runs `p` as `v` with `paths` as CONVEYOR_PATHS, timed from spawn to
-/// exit. A failing program is an error (with its stderr).
-pub fn timed(p: &Prepared, v: Variant, pre: &Preloads, paths: &Path) -> Result<Ran, String> {
+/// Runs `p` as `v` with `paths` as CONVEYOR_PATHS (and, with `always`,
+/// `CONVEYOR_MODE=always` for every conveyor run: the executors compared
+/// on fast storage, where by default the shim steps aside), timed from
+/// spawn to exit. A failing program is an error (with its stderr).
+pub fn timed(
+    p: &Prepared,
+    v: Variant,
+    pre: &Preloads,
+    paths: &Path,
+    always: bool,
+) -> Result<Ran, String> {
     let mut cmd = Command::new(&p.prog);
     // Output is captured because some checks read it (postmark's report
     // is the only record of what it did).
@@ -105,6 +117,11 @@ pub fn timed(p: &Prepared, v: Variant, pre: &Preloads, paths: &Path) -> Result<R
                 .env("CONVEYOR_PATHS", paths)
                 .env("CONVEYOR_CLOSE", "relaxed");
         }
+        Variant::Uring => {
+            cmd.env("LD_PRELOAD", &pre.conveyor)
+                .env("CONVEYOR_PATHS", paths)
+                .env("CONVEYOR_EXECUTOR", "uring");
+        }
         Variant::EatMyData => {
             let lib = pre
                 .eatmydata
@@ -112,6 +129,9 @@ pub fn timed(p: &Prepared, v: Variant, pre: &Preloads, paths: &Path) -> Result<R
                 .ok_or("libeatmydata is not installed")?;
             cmd.env("LD_PRELOAD", lib);
         }
+    }
+    if always && v != Variant::Plain && v != Variant::EatMyData {
+        cmd.env("CONVEYOR_MODE", "always");
     }
     let t = Instant::now();
     let out = cmd.output().map_err(|e| format!("{}: {e}", p.prog))?;

@@ -14,6 +14,8 @@ pub enum Mode {
     Direct,
     /// A directory in /dev/shm: fast local storage, the shim's overhead.
     Tmpfs,
+    /// A directory on the local disk (the work directory's filesystem).
+    Disk,
     /// sshfs on a loopback sshd (`scripts/netfs-mount.sh sshfs`).
     Sshfs,
     /// rclone mount of an sftp remote on that sshd, `--vfs-cache-mode off`.
@@ -31,6 +33,7 @@ impl Mode {
             Mode::Page => "page",
             Mode::Direct => "direct",
             Mode::Tmpfs => "tmpfs",
+            Mode::Disk => "disk",
             Mode::Sshfs => "sshfs",
             Mode::RcloneOff => "rclone-off",
             Mode::RcloneWrites => "rclone-writes",
@@ -48,10 +51,11 @@ impl Mode {
     }
 
     /// Every mode, in table order.
-    pub const ALL: [Mode; 7] = [
+    pub const ALL: [Mode; 8] = [
         Mode::Page,
         Mode::Direct,
         Mode::Tmpfs,
+        Mode::Disk,
         Mode::Sshfs,
         Mode::RcloneOff,
         Mode::RcloneWrites,
@@ -64,6 +68,7 @@ impl Mode {
             Mode::Page => "slowfs, page cache",
             Mode::Direct => "slowfs, direct I/O",
             Mode::Tmpfs => "tmpfs",
+            Mode::Disk => "local disk",
             Mode::Sshfs => "sshfs on loopback",
             Mode::RcloneOff => "rclone (sftp), --vfs-cache-mode off",
             Mode::RcloneWrites => "rclone (sftp), --vfs-cache-mode writes",
@@ -176,12 +181,13 @@ impl Target {
         })
     }
 
-    /// A fresh directory on tmpfs (/dev/shm): `data` and `raw` are the same.
-    pub fn tmpfs(dir: &Path) -> Result<Target, String> {
+    /// A fresh directory on tmpfs (/dev/shm) or the local disk (`mode`):
+    /// `data` and `raw` are the same.
+    pub fn local(dir: &Path, mode: Mode) -> Result<Target, String> {
         let _ = std::fs::remove_dir_all(dir);
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         Ok(Target {
-            mode: Mode::Tmpfs,
+            mode,
             latency_ms: 0.0,
             data: dir.to_path_buf(),
             raw: dir.to_path_buf(),
@@ -230,7 +236,7 @@ impl Target {
     /// Label such as "slowfs, page cache, 1 ms".
     pub fn label(&self) -> String {
         match self.mode {
-            Mode::Tmpfs => self.mode.label().to_string(),
+            Mode::Tmpfs | Mode::Disk => self.mode.label().to_string(),
             m if m.is_netfs() => m.label().to_string(),
             _ => format!("{}, {} ms", self.mode.label(), self.latency_ms),
         }

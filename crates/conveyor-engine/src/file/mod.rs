@@ -12,20 +12,22 @@ mod read;
 mod write;
 
 use crate::age::Ages;
-use crate::aimd::Aimd;
+use crate::aimd::{Aimd, Depth};
 use crate::backend::Backend;
 use crate::budget::{Budget, Reservation};
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, Executor};
 use crate::engine::Attrs;
+use crate::engine::Hooks;
 use crate::error::{Errno, Result};
 use crate::pool::Pool;
 use crate::read_ahead::{Lookup, Prefetch, ReadAhead, Sizes};
+use crate::ring::Ring;
 use crate::stats::{nanos, Counters, Recorder};
 use crate::write_buffer::{Batch, Put, WriteBuffer};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 /// Stats rows of closed files kept for the report.
@@ -35,6 +37,12 @@ const CLOSED_ROWS: usize = 256;
 pub(crate) struct Shared {
     pub cfg: Config,
     pub pool: Pool,
+    /// The io_uring executor, set up at the first background request when
+    /// `cfg.executor` asks for it (`None`: refused, the pool runs all).
+    pub ring: OnceLock<Option<Ring>>,
+    pub hooks: Hooks,
+    /// Each filesystem's requests in flight and their limit, by device.
+    pub depths: Mutex<HashMap<u64, Arc<Depth>>>,
     pub budget: Arc<Budget>,
     pub totals: Arc<Counters>,
     pub closed: Mutex<VecDeque<(String, Arc<Counters>)>>,
@@ -42,6 +50,44 @@ pub(crate) struct Shared {
     pub clock: Arc<dyn Clock>,
     /// Files whose small pending data waits for the program's thread.
     pub deferrals: Arc<crate::defer::Deferrals>,
+}
+
+impl Shared {
+    /// The ring, once set up; sets it up at the first call when the
+    /// configuration asks for one. A refusal is said once, at info: the
+    /// pool does the work, as it does by default.
+    pub fn ring(&self) -> Option<&Ring> {
+        if self.cfg.executor != Executor::Uring {
+            return None;
+        }
+        self.ring
+            .get_or_init(|| {
+                match Ring::new(
+                    self.pool.clone(),
+                    self.cfg.workers,
+                    self.hooks.thread_start,
+                    self.hooks.private_fd,
+                ) {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        tracing::info!(
+                            "io_uring is not available ({e}); background I/O runs on the worker pool"
+                        );
+                        None
+                    }
+                }
+            })
+            .as_ref()
+    }
+
+    /// The request depth of filesystem `dev`.
+    pub fn depth(&self, dev: u64) -> Arc<Depth> {
+        let mut d = self.depths.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(
+            d.entry(dev)
+                .or_insert_with(|| Arc::new(Depth::new(self.cfg.fs_inflight))),
+        )
+    }
 }
 
 struct State {
@@ -79,6 +125,8 @@ pub(crate) struct File {
     // the file for a moment after the last handle closed; gauges count
     // only files with handles.
     pub handles: AtomicUsize,
+    // The requests in flight on the file's filesystem.
+    depth: Arc<Depth>,
     // Set while the file is on the deferral timer's list.
     deferred: AtomicBool,
     st: Mutex<State>,
@@ -94,7 +142,12 @@ enum Step {
 }
 
 impl File {
-    pub fn new(shared: Arc<Shared>, name: &str, backend: Arc<dyn Backend>) -> File {
+    pub fn new(
+        shared: Arc<Shared>,
+        name: &str,
+        backend: Arc<dyn Backend>,
+        depth: Arc<Depth>,
+    ) -> File {
         let cfg = &shared.cfg;
         let rec = Recorder {
             file: Arc::new(Counters::default()),
@@ -122,6 +175,7 @@ impl File {
             name: name.to_string(),
             rec,
             handles: AtomicUsize::new(0),
+            depth,
             deferred: AtomicBool::new(false),
             st: Mutex::new(st),
             cv: Condvar::new(),

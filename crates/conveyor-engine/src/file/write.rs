@@ -3,6 +3,9 @@
 //! truncate, allocate) ordered after pending data.
 
 use super::*;
+use crate::ring::{IoVecs, Request, Ring};
+use io_uring::{opcode, squeue, types};
+use std::os::fd::RawFd;
 
 impl File {
     /// Writes `data` at `off`, or appends it when `off` is `None`. Returns
@@ -183,18 +186,66 @@ impl File {
 
     fn cut(&self, st: &mut State) -> usize {
         let mut n = 0;
-        while let Some(b) = st.wb.next_batch(self.shared.cfg.io_size, st.aimd.limit()) {
+        loop {
+            // One request of the file's own always; more only while its
+            // filesystem has room for them.
+            let limit = st
+                .aimd
+                .limit()
+                .min(st.wb.in_flight() + self.depth.room())
+                .max(1);
+            let Some(b) = st.wb.next_batch(self.shared.cfg.io_size, limit) else {
+                return n;
+            };
+            self.depth.begin();
             st.ready.push_back(b);
             n += 1;
         }
-        n
     }
-    /// Submits `n` jobs that write queued batches.
+    /// Starts `n` jobs that write queued batches: on the ring when there is
+    /// one and the backend gives it a descriptor, else on the pool.
     fn start(self: &Arc<Self>, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let n = match self.shared.ring() {
+            Some(ring) => self.start_on(ring, n),
+            None => n,
+        };
         for _ in 0..n {
             let f = Arc::clone(self);
             self.shared.pool.submit(Box::new(move || f.run_ready()));
         }
+    }
+    /// Submits up to `n` queued batches to `ring` with one system call;
+    /// returns how many of them still need a pool job (the backend has no
+    /// descriptor for the ring).
+    fn start_on(self: &Arc<Self>, ring: &Ring, n: usize) -> usize {
+        let (backend, batches) = {
+            let mut st = self.lock();
+            let batches: Vec<Batch> = (0..n).map_while(|_| st.ready.pop_front()).collect();
+            (Arc::clone(&st.backend), batches)
+        };
+        let (mut plain, mut append) = (None, None);
+        let mut reqs: Vec<Box<dyn Request>> = Vec::with_capacity(batches.len());
+        let mut back = Vec::new();
+        for b in batches {
+            let slot = if b.append { &mut append } else { &mut plain };
+            match *slot.get_or_insert_with(|| backend.ring_fd(b.append)) {
+                Some(fd) => reqs.push(Box::new(RingWrite::new(self, b, &backend, fd))),
+                None => back.push(b),
+            }
+        }
+        self.rec.add(|c| &c.ring_requests, reqs.len() as u64);
+        ring.submit(reqs, false);
+        let owed = back.len();
+        if owed > 0 {
+            let mut st = self.lock();
+            for b in back.into_iter().rev() {
+                st.ready.push_front(b);
+            }
+        }
+        owed
     }
     /// A worker's job: writes queued batches until none is left (a waiting
     /// thread may have taken this job's batch already).
@@ -211,11 +262,23 @@ impl File {
     }
     /// Writes a batch, retires it, and queues what can go next; returns how
     /// many batches it queued, for which the caller owes jobs.
-    fn run_batch(self: &Arc<Self>, mut b: Batch) -> usize {
+    fn run_batch(self: &Arc<Self>, b: Batch) -> usize {
         let backend = Arc::clone(&self.lock().backend);
         let t = Instant::now();
-        let (written, res) = write_batch(&*backend, &b);
-        let ns = nanos(t.elapsed());
+        let (written, res) = write_batch(&*backend, &b, 0);
+        self.finish_batch(b, written, res, nanos(t.elapsed()))
+    }
+    /// Retires a batch that wrote `written` bytes in `ns` and ended with
+    /// `res` (the end offset it reached, or the error that stopped it),
+    /// and queues what can go next; returns how many batches it queued.
+    fn finish_batch(
+        self: &Arc<Self>,
+        mut b: Batch,
+        written: usize,
+        res: Result<u64>,
+        ns: u64,
+    ) -> usize {
+        self.depth.end(res.is_ok().then_some(ns));
         let (seqs, len) = (b.seqs.clone(), b.len as u64);
         // The segments must be unshared before `complete` recycles them.
         b.parts.clear();
@@ -325,6 +388,65 @@ the program gets the error at its next write, fsync or close",
         st.ra.invalidate_all();
         r
     }
+    /// `fsync`/`fdatasync` on the ring, linked after the file's pending
+    /// data when all of it is one request, nothing of the file is in
+    /// flight, and the backend has a descriptor of its own (the kernel then
+    /// runs the write and the sync in order with one submission and one
+    /// wait). `None` when that does not apply: the caller flushes and
+    /// syncs as usual.
+    pub fn sync_linked(self: &Arc<Self>, data_only: bool) -> Option<Result<()>> {
+        let ring = self.shared.ring()?;
+        let backend = Arc::clone(&self.lock().backend);
+        if backend.defers_background() {
+            // The program's thread writes and syncs through its own
+            // descriptor: a descriptor for the ring would cost a request.
+            return None;
+        }
+        let fd = backend.ring_fd(false)?;
+        let mut st = self.lock();
+        if st.wb.in_flight() > 0 || !st.ready.is_empty() {
+            return None;
+        }
+        let mut chain: Vec<Box<dyn Request>> = Vec::with_capacity(2);
+        if st.wb.unissued() > 0 {
+            if st.wb.unissued() > self.shared.cfg.io_size {
+                return None;
+            }
+            let b = st.wb.next_batch(self.shared.cfg.io_size, 1)?;
+            if b.append || st.wb.unissued() > 0 {
+                // Not one positioned request after all: back to the
+                // plain path, which writes the batch first.
+                st.ready.push_back(b);
+                self.depth.begin();
+                drop(st);
+                self.start(1);
+                return None;
+            }
+            self.depth.begin();
+            chain.push(Box::new(RingWrite::new(self, b, &backend, fd)));
+        }
+        drop(st);
+        let done = Arc::new(Done::default());
+        chain.push(Box::new(RingSync {
+            backend: Arc::clone(&backend),
+            fd,
+            data_only,
+            done: Arc::clone(&done),
+        }));
+        self.rec.add(|c| &c.ring_requests, chain.len() as u64);
+        ring.submit(chain, true);
+        match done.wait() {
+            0 => Some(Ok(())),
+            // The write before it was short or failed (its own completion
+            // continues or reports it), or the call was interrupted: the
+            // plain way, after the data.
+            r if r == -libc::ECANCELED || r == -libc::EINTR => {
+                self.flush();
+                Some(retry(|| backend.sync(data_only)))
+            }
+            r => Some(Err(Errno(-r))),
+        }
+    }
     /// `fsync`/`fdatasync` after draining.
     pub fn sync(self: &Arc<Self>, data_only: bool) -> Result<()> {
         self.flush();
@@ -374,14 +496,174 @@ fn append_offset(st: &mut State) -> Result<u64> {
     Ok(stored.max(st.wb.index().end()))
 }
 
-/// One batch to storage (see [`write_all`]). Returns the bytes written and
-/// the end offset they reached, or the error that stopped it.
-fn write_batch(backend: &dyn Backend, b: &Batch) -> (usize, Result<u64>) {
-    let parts: Vec<&[u8]> = b.parts.iter().map(|(data, r)| &data[r.clone()]).collect();
-    let at = (!b.append).then_some(b.offset);
+/// One batch to storage from its byte `from` on (see [`write_all`]).
+/// Returns the bytes of the batch written (`from` included) and the end
+/// offset they reached, or the error that stopped it.
+fn write_batch(backend: &dyn Backend, b: &Batch, from: usize) -> (usize, Result<u64>) {
+    let parts = skip(&batch_parts(b), from);
+    let at = (!b.append).then_some(b.offset + from as u64);
     let (done, res) = write_all(backend, &parts, at);
     let planned = b.offset + b.len as u64;
-    (done, res.map(|end| end.unwrap_or(planned)))
+    (from + done, res.map(|end| end.unwrap_or(planned)))
+}
+
+fn batch_parts(b: &Batch) -> Vec<&[u8]> {
+    b.parts.iter().map(|(data, r)| &data[r.clone()]).collect()
+}
+
+/// `parts` without their first `n` bytes.
+fn skip<'a>(parts: &[&'a [u8]], mut n: usize) -> Vec<&'a [u8]> {
+    let mut out = Vec::with_capacity(parts.len());
+    for s in parts {
+        if n >= s.len() {
+            n -= s.len();
+            continue;
+        }
+        out.push(&s[n..]);
+        n = 0;
+    }
+    out
+}
+
+/// A batch written through the ring (`ring.rs`): continued there after
+/// a short count, retired by the reaper.
+struct RingWrite {
+    file: Arc<File>,
+    batch: Batch,
+    // Keeps `fd` open until the request is done.
+    backend: Arc<dyn Backend>,
+    fd: RawFd,
+    // Bytes of the batch written so far.
+    done: usize,
+    // The entry's vector: points into `batch`'s segments.
+    iov: IoVecs,
+    started: Instant,
+}
+
+impl RingWrite {
+    fn new(file: &Arc<File>, batch: Batch, backend: &Arc<dyn Backend>, fd: RawFd) -> RingWrite {
+        RingWrite {
+            file: Arc::clone(file),
+            batch,
+            backend: Arc::clone(backend),
+            fd,
+            done: 0,
+            iov: IoVecs::default(),
+            started: Instant::now(),
+        }
+    }
+}
+
+impl Request for RingWrite {
+    fn entry(&mut self) -> squeue::Entry {
+        self.iov = IoVecs::new(&skip(&batch_parts(&self.batch), self.done));
+        let (iov, count) = self.iov.raw();
+        // -1: at the description's offset, which O_APPEND puts at the end.
+        let at = if self.batch.append {
+            u64::MAX
+        } else {
+            self.batch.offset + self.done as u64
+        };
+        opcode::Writev::new(types::Fd(self.fd), iov, count)
+            .offset(at)
+            .build()
+    }
+
+    fn complete(mut self: Box<Self>, res: i32, ring: &Ring) {
+        if res == -libc::EINTR || res == -libc::EAGAIN || res == -libc::ECANCELED {
+            // Interrupted, or cancelled with the chain it led: again, alone.
+            ring.submit(vec![self], false);
+            return;
+        }
+        if res > 0 {
+            self.done += res as usize;
+            if self.done < self.batch.len {
+                ring.submit(vec![self], false);
+                return;
+            }
+        }
+        let planned = self.batch.offset + self.batch.len as u64;
+        let res = match res {
+            r if r < 0 => Err(Errno(-r)),
+            _ if self.done < self.batch.len => Err(Errno::EIO),
+            _ if self.batch.append => Ok(crate::ring::position(self.fd).unwrap_or(planned)),
+            _ => Ok(planned),
+        };
+        let ns = nanos(self.started.elapsed());
+        let RingWrite {
+            file, batch, done, ..
+        } = *self;
+        let n = file.finish_batch(batch, done, res, ns);
+        file.start(n);
+    }
+
+    fn run_blocking(self: Box<Self>) {
+        let RingWrite {
+            file,
+            batch,
+            backend,
+            done,
+            started,
+            ..
+        } = *self;
+        let (written, res) = write_batch(&*backend, &batch, done);
+        let n = file.finish_batch(batch, written, res, nanos(started.elapsed()));
+        file.start(n);
+    }
+}
+
+/// The answer of a sync on the ring, for the thread waiting for it.
+#[derive(Default)]
+struct Done {
+    res: Mutex<Option<i32>>,
+    cv: Condvar,
+}
+
+impl Done {
+    fn set(&self, r: i32) {
+        *self.res.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+        self.cv.notify_all();
+    }
+    fn wait(&self) -> i32 {
+        let g = self.res.lock().unwrap_or_else(|p| p.into_inner());
+        let g = self
+            .cv
+            .wait_while(g, |r| r.is_none())
+            .unwrap_or_else(|p| p.into_inner());
+        g.unwrap_or(-libc::EIO)
+    }
+}
+
+/// `fsync`/`fdatasync` through the ring, linked after a batch.
+struct RingSync {
+    // Keeps `fd` open until the request is done.
+    backend: Arc<dyn Backend>,
+    fd: RawFd,
+    data_only: bool,
+    done: Arc<Done>,
+}
+
+impl Request for RingSync {
+    fn entry(&mut self) -> squeue::Entry {
+        let flags = if self.data_only {
+            types::FsyncFlags::DATASYNC
+        } else {
+            types::FsyncFlags::empty()
+        };
+        opcode::Fsync::new(types::Fd(self.fd)).flags(flags).build()
+    }
+
+    fn complete(self: Box<Self>, res: i32, _ring: &Ring) {
+        self.done.set(res);
+    }
+
+    fn run_blocking(self: Box<Self>) {
+        let r = match retry(|| self.backend.sync(self.data_only)) {
+            Ok(()) => 0,
+            Err(e) => -e.0,
+        };
+        self.done.set(r);
+    }
 }
 
 /// The one storage loop of the write path: writes `parts` (one request

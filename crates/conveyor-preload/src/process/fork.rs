@@ -13,7 +13,8 @@
 //! 5. `ops::behind`'s queue of closes in flight (empty after the barrier).
 //!
 //! Engine locks are not among them: the child never uses the parent's
-//! engine (`state::fork_child` gives it a new one).
+//! engine (`state::fork_child` gives it a new one, and closes the parent's
+//! io_uring descriptor there).
 
 use super::{barrier, Reach};
 use crate::{fdtable, state};
@@ -25,7 +26,7 @@ pub struct ForkHold {
     _retired: std::sync::MutexGuard<'static, Vec<crate::ops::retire::Retired>>,
     backends: crate::registry::ForkHold,
     passed: crate::passthrough::ForkHold,
-    _private: std::sync::MutexGuard<'static, Vec<libc::c_int>>,
+    private: std::sync::MutexGuard<'static, Vec<libc::c_int>>,
     counts: std::sync::MutexGuard<'static, Vec<(&'static str, u64)>>,
     behind: crate::ops::behind::ForkHold,
 }
@@ -55,7 +56,7 @@ fn before_fork(name: &'static str) -> ForkHold {
         _retired: crate::ops::retire::hold_for_fork(),
         backends: crate::registry::hold_for_fork(),
         passed: crate::passthrough::hold_for_fork(),
-        _private: crate::backend::hold_for_fork(),
+        private: crate::backend::hold_for_fork(),
         counts: crate::counts::hold_for_fork(),
         behind: crate::ops::behind::hold_for_fork(),
     }
@@ -78,10 +79,16 @@ fn in_child(mut hold: ForkHold) {
         backends,
         passed,
         behind,
+        mut private,
         ..
     } = hold;
     behind.in_child();
     backends.in_child();
     passed.in_child(&inherited);
+    if let Some(ring) = state::parent_ring() {
+        private.retain(|fd| *fd != ring);
+        // SAFETY: the shim's own descriptor, which nothing in the child uses.
+        unsafe { crate::real::close(ring) };
+    }
     state::fork_child();
 }

@@ -1,0 +1,364 @@
+//! The io_uring executor, beside the worker pool (`Config::executor`).
+//!
+//! A background request (a write batch, a prefetch) is a [`Request`]: it
+//! owns its buffers, builds its submission entry, and is told the result.
+//! The thread that starts requests (often the program's own, in a `write`
+//! that filled a request's worth) pushes their entries and submits them with
+//! one `io_uring_enter` for all of them, and returns: no worker is woken
+//! on its path. One reaper thread per engine waits for completions and runs
+//! each request's completion, which may submit what comes next (the rest of
+//! a short write, the file's next batch).
+//!
+//! The pool stays: a request the ring cannot take now (the queue is full)
+//! runs there the blocking way ([`Request::run_blocking`]), as does every
+//! file whose backend offers no descriptor for the ring, and every request
+//! of an engine whose ring could not be set up (old kernel, seccomp,
+//! `kernel.io_uring_disabled`).
+//!
+//! Not used, and why: registered buffers (`*_FIXED`) spare pinning pages
+//! for direct I/O, but the requests here are buffered (the kernel copies
+//! from our memory either way) and a batch is a vector of 64 KiB segments,
+//! which no single registered buffer covers; fixed files would keep a file
+//! open in the ring after the program and the shim closed it, which moves
+//! the filesystem's last release (where s3fs and rclone commit a file)
+//! past the program's `close`. SQPOLL would keep a kernel thread polling,
+//! a core's worth of CPU on the machines conveyor serves.
+//!
+//! Fork: the ring's descriptor is close-on-exec, and a forked child never
+//! uses its copy of the parent's engine (it builds one of its own, with a
+//! ring of its own); the embedder closes the inherited descriptor in the
+//! child ([`crate::Engine::ring_fd`]). The ring's memory stays mapped in a
+//! forked child until it execs or exits (the ring is rebuilt on the moved
+//! descriptor, and `io-uring` marks only rings it builds itself
+//! `MADV_DONTFORK`): a few pages, never written there. The reaper thread runs the engine's
+//! thread-start function first, so (in the shim) no signal of the
+//! program's is delivered to it.
+
+use crate::pool::Pool;
+use io_uring::{opcode, squeue, IoUring};
+use std::collections::VecDeque;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// One background request for the ring.
+pub(crate) trait Request: Send + 'static {
+    /// The request's submission entry. Every pointer in it points into
+    /// heap memory `self` owns, which stays where it is until `complete`
+    /// or `run_blocking` consumes `self`.
+    fn entry(&mut self) -> squeue::Entry;
+    /// The kernel's answer: bytes transferred, or `-errno`.
+    fn complete(self: Box<Self>, res: i32, ring: &Ring);
+    /// Does the request with blocking calls instead (on a pool thread).
+    fn run_blocking(self: Box<Self>);
+}
+
+type Boxed = Box<dyn Request>;
+
+// `user_data` of the entry that wakes the reaper to stop (a request's is
+// the address of its box, never zero).
+const STOP: u64 = 0;
+
+/// Most submission entries; the completion queue is twice this, and at
+/// most `depth` (no more) requests are in flight, so no completion is ever
+/// dropped or left in the kernel's overflow list.
+const MAX_ENTRIES: usize = 256;
+
+// Requests waiting for room in the ring, in the order they came: a group
+// submitted together (a linked chain stays whole).
+struct Waiting {
+    groups: VecDeque<(Vec<Boxed>, bool)>,
+}
+
+struct Inner {
+    uring: IoUring,
+    // Serialises pushing entries and submitting them (the submission queue
+    // has one producer at a time), and guards the backlog: a request
+    // waits there only while the ring is at `depth`, and the reaper
+    // pushes it as completions make room, oldest first.
+    sq: Mutex<Waiting>,
+    // Requests pushed and not yet reaped. Changed under `sq` when it
+    // grows; the reaper lowers it on each completion.
+    inflight: AtomicUsize,
+    // Most requests in flight: the pool's thread count. More in flight
+    // bought nothing on the slow filesystem and cost memory: 1,000 files
+    // written at once with 256 in flight peaked 40 MiB higher, as the
+    // batches in flight churned the allocator's arenas.
+    depth: usize,
+    pool: Pool,
+    stopping: AtomicBool,
+}
+
+/// An io_uring with its reaper thread; clones share them.
+#[derive(Clone)]
+pub(crate) struct Ring {
+    inner: Arc<Inner>,
+}
+
+impl Ring {
+    /// Sets up a ring, moves its descriptor with `place` (the shim puts it
+    /// at a high number the program never gets, and keeps it out of the
+    /// ranges the program closes), and starts the reaper, which runs
+    /// `start` first. The error says why io_uring cannot be used.
+    pub fn new(
+        pool: Pool,
+        workers: usize,
+        start: fn(),
+        place: fn(RawFd) -> RawFd,
+    ) -> std::io::Result<Ring> {
+        let depth = workers.clamp(1, MAX_ENTRIES);
+        let first = IoUring::new(depth.next_power_of_two() as u32)?;
+        let params = first.params().clone();
+        // SAFETY: duplicates a descriptor the ring owns; no memory involved
+        // (a raw system call: no preloaded `fcntl` is reached from here).
+        let dup =
+            unsafe { libc::syscall(libc::SYS_fcntl, first.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) }
+                as RawFd;
+        if dup < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let fd = place(dup);
+        if fd < 0 {
+            return Err(std::io::Error::from_raw_os_error(libc::EMFILE));
+        }
+        // SAFETY: `fd` is ours alone and refers to the ring `first` set up,
+        // whose parameters these are.
+        let uring = match unsafe { IoUring::from_fd(fd, params) } {
+            Ok(u) => u,
+            Err(e) => {
+                // SAFETY: our own descriptor, not handed to anything.
+                unsafe { libc::syscall(libc::SYS_close, fd) };
+                return Err(e);
+            }
+        };
+        drop(first);
+        let inner = Arc::new(Inner {
+            uring,
+            sq: Mutex::new(Waiting {
+                groups: VecDeque::new(),
+            }),
+            inflight: AtomicUsize::new(0),
+            depth,
+            pool,
+            stopping: AtomicBool::new(false),
+        });
+        let reaper = Arc::clone(&inner);
+        std::thread::Builder::new()
+            .name("conveyor-ring".into())
+            .stack_size(256 << 10)
+            .spawn(move || {
+                start();
+                reap(reaper)
+            })?;
+        Ok(Ring { inner })
+    }
+
+    /// The ring's descriptor.
+    pub fn fd(&self) -> RawFd {
+        self.inner.uring.as_raw_fd()
+    }
+
+    /// Submits `reqs` with one system call. With `linked`, each runs only
+    /// after the one before it succeeded in full (a chain: the kernel
+    /// cancels the rest, `-ECANCELED`, after a failure or short count).
+    /// While the ring is at its depth they wait, in order, for room. Once
+    /// the ring is stopping they run on the pool (a chain in one job, in
+    /// turn).
+    pub fn submit(&self, reqs: Vec<Boxed>, linked: bool) {
+        if reqs.is_empty() {
+            return;
+        }
+        let inner = &*self.inner;
+        let mut waiting = inner.sq.lock().unwrap_or_else(|p| p.into_inner());
+        // Read under `sq`, where `stop` sets it: nothing is left waiting
+        // after the reaper is gone.
+        if inner.stopping.load(Ordering::Acquire) {
+            drop(waiting);
+            self.refuse(reqs, linked);
+            return;
+        }
+        waiting.groups.push_back((reqs, linked));
+        let refused = self.push_waiting(&mut waiting);
+        drop(waiting);
+        if let Some((reqs, linked)) = refused {
+            self.refuse(reqs, linked);
+        }
+    }
+
+    fn refuse(&self, reqs: Vec<Boxed>, linked: bool) {
+        if linked {
+            self.inner.pool.submit(Box::new(move || {
+                for r in reqs {
+                    r.run_blocking();
+                }
+            }));
+            return;
+        }
+        for r in reqs {
+            self.inner.pool.submit(Box::new(move || r.run_blocking()));
+        }
+    }
+
+    /// Pushes the waiting groups that fit, oldest first, and submits them
+    /// with one system call. Returns a group the queue would not take (it
+    /// runs on the pool instead).
+    fn push_waiting(&self, waiting: &mut Waiting) -> Option<(Vec<Boxed>, bool)> {
+        let inner = &*self.inner;
+        // SAFETY: the submission queue is only touched under `sq`, which
+        // the caller holds (`waiting` is its guard's contents).
+        let mut sq = unsafe { inner.uring.submission_shared() };
+        let mut pushed = 0;
+        let mut refused = None;
+        while let Some((group, _)) = waiting.groups.front() {
+            let inflight = inner.inflight.load(Ordering::Acquire) + pushed;
+            if inflight + group.len() > inner.depth && inflight > 0 {
+                break;
+            }
+            let Some((group, linked)) = waiting.groups.pop_front() else {
+                break;
+            };
+            if sq.capacity() - sq.len() < group.len() {
+                refused = Some((group, linked));
+                break;
+            }
+            let n = group.len();
+            for (i, mut r) in group.into_iter().enumerate() {
+                let mut e = r.entry();
+                if linked && i + 1 < n {
+                    e = e.flags(squeue::Flags::IO_LINK);
+                }
+                let ptr = Box::into_raw(Box::new(r));
+                // SAFETY: the entry's pointers stay valid until its
+                // completion (`Request::entry`); the box is reclaimed by
+                // the reaper from `user_data`, once. The room was checked.
+                let _ = unsafe { sq.push(&e.user_data(ptr as u64)) };
+                pushed += 1;
+            }
+        }
+        inner.inflight.fetch_add(pushed, Ordering::AcqRel);
+        sq.sync();
+        drop(sq);
+        if pushed > 0 {
+            // An error leaves the entries in the queue; the reaper's next
+            // wait submits them.
+            let _ = inner.uring.submit();
+        }
+        refused
+    }
+
+    /// Lets the reaper exit once every request in flight has completed.
+    pub fn stop(&self) {
+        let inner = &*self.inner;
+        let mut waiting = inner.sq.lock().unwrap_or_else(|p| p.into_inner());
+        if inner.stopping.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let left = std::mem::take(&mut waiting.groups);
+        // SAFETY: under `sq`, as in `push_waiting`; a no-op entry has no
+        // pointers.
+        let mut sq = unsafe { inner.uring.submission_shared() };
+        // SAFETY: as above.
+        let _ = unsafe { sq.push(&opcode::Nop::new().build().user_data(STOP)) };
+        sq.sync();
+        drop(sq);
+        let _ = inner.uring.submit();
+        drop(waiting);
+        // Outside `sq`: a pool with no thread runs a job in the caller.
+        for (reqs, linked) in left {
+            self.refuse(reqs, linked);
+        }
+    }
+}
+
+fn reap(inner: Arc<Inner>) {
+    let ring = Ring {
+        inner: Arc::clone(&inner),
+    };
+    let mut stop = false;
+    let mut warned = false;
+    loop {
+        if stop && inner.inflight.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        if let Err(e) = inner.uring.submit_and_wait(1) {
+            let transient = matches!(
+                e.raw_os_error(),
+                Some(libc::EINTR | libc::EAGAIN | libc::EBUSY)
+            );
+            if !transient {
+                if !warned {
+                    tracing::warn!("io_uring wait failed: {e}; requests in flight may stall");
+                    warned = true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+        // SAFETY: only this thread reads the completion queue.
+        let done: Vec<(u64, i32)> = unsafe { inner.uring.completion_shared() }
+            .map(|c| (c.user_data(), c.result()))
+            .collect();
+        for (data, res) in done {
+            if data == STOP {
+                stop = true;
+                continue;
+            }
+            inner.inflight.fetch_sub(1, Ordering::AcqRel);
+            // SAFETY: `data` is the address `push` leaked for this entry,
+            // and each entry completes once.
+            let r = *unsafe { Box::from_raw(data as *mut Boxed) };
+            // A panicking completion must not take the reaper with it.
+            let _ =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.complete(res, &ring)));
+        }
+        // Completions made room: what waited for it goes now.
+        let mut waiting = inner.sq.lock().unwrap_or_else(|p| p.into_inner());
+        if !waiting.groups.is_empty() {
+            let refused = ring.push_waiting(&mut waiting);
+            drop(waiting);
+            if let Some((reqs, linked)) = refused {
+                ring.refuse(reqs, linked);
+            }
+        }
+    }
+}
+
+/// The vector of a vectored request: pointers into buffers the request
+/// owns (`Request::entry`).
+#[derive(Default)]
+pub(crate) struct IoVecs(Vec<libc::iovec>);
+
+// SAFETY: the pointers are into heap buffers owned by the same request,
+// which moves between threads whole; nothing reads them but the kernel
+// while the request is in flight.
+unsafe impl Send for IoVecs {}
+
+impl IoVecs {
+    /// A vector over `parts` (at most `UIO_MAXIOV` of them; a request
+    /// writes what it covers and continues).
+    pub fn new(parts: &[&[u8]]) -> IoVecs {
+        IoVecs(
+            parts
+                .iter()
+                .take(libc::UIO_MAXIOV as usize)
+                .map(|p| libc::iovec {
+                    iov_base: p.as_ptr() as *mut libc::c_void,
+                    iov_len: p.len(),
+                })
+                .collect(),
+        )
+    }
+
+    /// The vector's address and length, for an entry.
+    pub fn raw(&self) -> (*const libc::iovec, u32) {
+        (self.0.as_ptr(), self.0.len() as u32)
+    }
+}
+
+/// Where an append through `fd` ended: its description's offset, read
+/// right after the append (a file's appends run one at a time).
+pub(crate) fn position(fd: RawFd) -> Option<u64> {
+    // SAFETY: no memory involved; a raw system call, so no preloaded
+    // `lseek` is reached from the engine.
+    let r = unsafe { libc::syscall(libc::SYS_lseek, fd, 0 as libc::off_t, libc::SEEK_CUR) };
+    u64::try_from(r).ok()
+}

@@ -1,0 +1,226 @@
+//! The io_uring executor (`CONVEYOR_EXECUTOR=uring`) under real programs
+//! on the slow test filesystem: their files are byte for byte those of
+//! plain runs, the requests went through the ring (the report counts
+//! them), a forked child does not keep its parent's ring, and where the
+//! kernel refuses io_uring (here: a seccomp filter, as containers set) the
+//! pool does the work after one line at info. The whole suite also runs
+//! with `CONVEYOR_EXECUTOR=uring` (scripts/test.sh).
+
+use conveyor_tests::slowfs::SlowFs;
+use conveyor_tests::{compile_c, ok, pattern, root, Run, TempDir};
+use serde_json::Value;
+use std::path::Path;
+
+/// Whether this kernel lets a process set up a ring.
+fn kernel_allows_io_uring() -> bool {
+    let mut params = [0u8; 120];
+    // SAFETY: `params` is writable and as large as struct io_uring_params.
+    let fd = unsafe { libc_syscall_setup(params.as_mut_ptr()) };
+    if fd < 0 {
+        return false;
+    }
+    // SAFETY: the descriptor just returned, ours alone.
+    unsafe { close(fd as i32) };
+    true
+}
+
+extern "C" {
+    fn syscall(num: i64, ...) -> i64;
+    fn close(fd: i32) -> i32;
+}
+
+/// `io_uring_setup(2, params)`.
+///
+/// # Safety
+/// `params` points to 120 writable bytes.
+unsafe fn libc_syscall_setup(params: *mut u8) -> i64 {
+    const SYS_IO_URING_SETUP: i64 = 425;
+    // SAFETY: the caller's contract.
+    unsafe { syscall(SYS_IO_URING_SETUP, 2u32, params) }
+}
+
+/// The totals of the one report the run wrote in `dir`.
+fn totals(dir: &Path) -> Value {
+    let mut reports: Vec<Value> = std::fs::read_dir(dir)
+        .expect("reports")
+        .flatten()
+        .map(|e| serde_json::from_slice(&std::fs::read(e.path()).unwrap()).expect("JSON report"))
+        .collect();
+    assert_eq!(reports.len(), 1, "one process, one report");
+    reports.remove(0)["totals"].clone()
+}
+
+#[test]
+fn programs_on_the_ring_write_and_read_what_plain_runs_do() {
+    let fs = SlowFs::mount(&["--latency-ms", "1"]);
+    let mnt = fs.mnt();
+    let input = TempDir::new("uring-input");
+    let src = input.path().join("in.bin");
+    std::fs::write(&src, pattern(11, 6 << 20)).unwrap();
+    let reports = TempDir::new("uring-reports");
+    let stats = format!("{}/r-%p.json", reports.path().display());
+    // dd in 4 KiB writes: batches on the ring.
+    let dst = mnt.join("out.bin");
+    let (out, _) = Run::new(
+        "dd",
+        &[
+            &format!("if={}", src.display()),
+            &format!("of={}", dst.display()),
+            "bs=4k",
+            "status=none",
+        ],
+        &mnt,
+    )
+    .env("CONVEYOR_EXECUTOR", "uring")
+    .env("CONVEYOR_STATS", &stats)
+    .shimmed(&mnt);
+    ok(&out, "dd to the slow filesystem on the ring");
+    assert!(
+        std::fs::read(fs.backing().join("out.bin")).unwrap() == std::fs::read(&src).unwrap(),
+        "dd's copy differs"
+    );
+    let t = totals(reports.path());
+    let wrote = t["ring_requests"].as_u64().expect("ring_requests");
+    // cat reads it back: prefetches on the ring.
+    for e in std::fs::read_dir(reports.path()).unwrap().flatten() {
+        std::fs::remove_file(e.path()).unwrap();
+    }
+    let (out, _) = Run::new("cat", &["out.bin"], &mnt)
+        .env("CONVEYOR_EXECUTOR", "uring")
+        .env("CONVEYOR_STATS", &stats)
+        .shimmed(&mnt);
+    ok(&out, "cat from the slow filesystem on the ring");
+    assert!(
+        out.stdout == std::fs::read(&src).unwrap(),
+        "cat's output differs"
+    );
+    let read = totals(reports.path())["ring_requests"].as_u64().unwrap();
+    if kernel_allows_io_uring() {
+        assert!(wrote > 0, "no write of dd's went through the ring");
+        assert!(read > 0, "no prefetch of cat's went through the ring");
+    } else {
+        assert_eq!((wrote, read), (0, 0));
+    }
+}
+
+/// A forked child finds no io_uring descriptor of its parent's, writes
+/// through a ring of its own, and both files are whole.
+#[test]
+fn a_forked_child_gets_a_ring_of_its_own() {
+    let fs = SlowFs::mount(&["--latency-ms", "1"]);
+    let mnt = fs.mnt();
+    let script = r#"
+import os
+def rings():
+    n = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink("/proc/self/fd/" + fd) == "anon_inode:[io_uring]":
+                n += 1
+        except OSError:
+            pass
+    return n
+with open("parent.dat", "wb") as f:
+    # More than a request's worth: written in the background, on the ring.
+    for i in range(200000):
+        f.write(b"p%06d\n" % i)
+    f.flush()
+    before = rings()
+    pid = os.fork()
+    if pid == 0:
+        inherited = rings()
+        with open("child.dat", "wb") as c:
+            for i in range(3000):
+                c.write(b"c%05d\n" % i)
+                c.flush()
+        print("child inherited", inherited, flush=True)
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    for i in range(200000, 203000):
+        f.write(b"p%06d\n" % i)
+        f.flush()
+print("parent rings", before, "child status", status)
+"#;
+    let (out, _) = Run::new("python3", &["-c", script], &mnt)
+        .env("CONVEYOR_EXECUTOR", "uring")
+        .shimmed(&mnt);
+    ok(&out, "python3 forking on the ring");
+    let want_rings = usize::from(kernel_allows_io_uring());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("child inherited 0\nparent rings {want_rings} child status 0\n")
+    );
+    let read = |n: &str| std::fs::read(fs.backing().join(n)).unwrap();
+    let parent: Vec<u8> = (0..203000)
+        .flat_map(|i| format!("p{i:06}\n").into_bytes())
+        .collect();
+    let child: Vec<u8> = (0..3000)
+        .flat_map(|i| format!("c{i:05}\n").into_bytes())
+        .collect();
+    assert!(read("parent.dat") == parent, "parent's file differs");
+    assert!(read("child.dat") == child, "child's file differs");
+}
+
+#[test]
+fn a_refused_ring_leaves_the_work_to_the_pool_with_one_line() {
+    let dir = TempDir::new("noring");
+    let bin = dir.path().join("noring");
+    compile_c(&root().join("tests/c/noring.c"), &bin, &[]);
+    let fs = SlowFs::mount(&["--latency-ms", "1"]);
+    let mnt = fs.mnt();
+    let src = dir.path().join("in.bin");
+    std::fs::write(&src, pattern(12, 3 << 20)).unwrap();
+    let reports = TempDir::new("noring-reports");
+    let (out, _) = Run::new(
+        bin.to_str().unwrap(),
+        &[
+            "dd",
+            &format!("if={}", src.display()),
+            "of=out.bin",
+            "bs=4k",
+            "status=none",
+        ],
+        &mnt,
+    )
+    .env("CONVEYOR_EXECUTOR", "uring")
+    .env("CONVEYOR_LOG", "info")
+    .env(
+        "CONVEYOR_STATS",
+        &format!("{}/r-%p.json", reports.path().display()),
+    )
+    .shimmed(&mnt);
+    ok(&out, "dd with io_uring refused");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let said: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("io_uring is not available"))
+        .collect();
+    assert_eq!(said.len(), 1, "one line says why: {err}");
+    assert!(
+        said[0].contains("Operation not permitted") && said[0].contains("worker pool"),
+        "{}",
+        said[0]
+    );
+    assert_eq!(totals(reports.path())["ring_requests"].as_u64(), Some(0));
+    assert!(
+        std::fs::read(fs.backing().join("out.bin")).unwrap() == std::fs::read(&src).unwrap(),
+        "dd's copy differs"
+    );
+}
+
+/// A bad `CONVEYOR_EXECUTOR` is named with the values it takes; the
+/// program runs as without the shim.
+#[test]
+fn a_bad_executor_is_named_and_the_program_runs() {
+    let dir = TempDir::new("bad-executor");
+    let (out, _) = Run::new("sh", &["-c", "echo hi > f; cat f"], dir.path())
+        .env("CONVEYOR_EXECUTOR", "threads")
+        .shimmed(dir.path());
+    ok(&out, "sh with a bad CONVEYOR_EXECUTOR");
+    assert_eq!(out.stdout, b"hi\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("CONVEYOR_EXECUTOR") && err.contains("expected pool or uring"),
+        "{err}"
+    );
+}
