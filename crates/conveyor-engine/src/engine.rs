@@ -86,6 +86,9 @@ pub struct Hooks {
     /// shim moves it to a high number the program never gets and keeps it
     /// out of the ranges the program closes.
     pub private_fd: fn(RawFd) -> RawFd,
+    /// Told that a descriptor `private_fd` returned was closed (a ring
+    /// whose setup failed after it): the shim stops protecting the number.
+    pub forget_fd: fn(RawFd),
 }
 
 impl Default for Hooks {
@@ -93,6 +96,7 @@ impl Default for Hooks {
         Hooks {
             thread_start: || {},
             private_fd: |fd| fd,
+            forget_fd: |_| {},
         }
     }
 }

@@ -85,6 +85,15 @@
 //! queue); `sync` flushes, then calls the backend's `fsync`/`fdatasync`, whose
 //! result is returned; `close` flushes and returns any error not yet reported.
 //!
+//! **Executors.** Background requests (batches, prefetches) run on the
+//! worker pool, or with `Config::executor = Executor::Uring` on io_uring
+//! (`ring.rs`): submitted by the thread that starts them, completed by one
+//! reaper thread, at most `workers` in flight, the pool taking what the
+//! ring cannot and everything where the kernel refuses io_uring. Both
+//! follow the same limits: the file's AIMD limit on write requests and its
+//! filesystem's AIMD depth over all background requests of its files
+//! (`fs_inflight`; a file always keeps one).
+//!
 //! **Errors.** Short reads and writes are continued, `EINTR` is retried. When a
 //! background write fails, the error is sticky on the file: the next `write`,
 //! `flush`, `sync` or `close` of each handle returns it with its errno, once per

@@ -34,8 +34,9 @@
 //! thread-start function first, so (in the shim) no signal of the
 //! program's is delivered to it.
 
+use crate::engine::Hooks;
 use crate::pool::Pool;
-use io_uring::{opcode, squeue, IoUring};
+use io_uring::{opcode, squeue, types, IoUring};
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -96,16 +97,13 @@ pub(crate) struct Ring {
 }
 
 impl Ring {
-    /// Sets up a ring, moves its descriptor with `place` (the shim puts it
-    /// at a high number the program never gets, and keeps it out of the
-    /// ranges the program closes), and starts the reaper, which runs
-    /// `start` first. The error says why io_uring cannot be used.
-    pub fn new(
-        pool: Pool,
-        workers: usize,
-        start: fn(),
-        place: fn(RawFd) -> RawFd,
-    ) -> std::io::Result<Ring> {
+    /// Sets up a ring of `workers` requests in flight at most, moves its
+    /// descriptor with `hooks.private_fd` (the shim puts it at a high
+    /// number the program never gets, and keeps it out of the ranges the
+    /// program closes), and starts the reaper, which runs
+    /// `hooks.thread_start` first. The error says why io_uring cannot be
+    /// used.
+    pub fn new(pool: Pool, workers: usize, hooks: Hooks) -> std::io::Result<Ring> {
         let depth = workers.clamp(1, MAX_ENTRIES);
         let first = IoUring::new(depth.next_power_of_two() as u32)?;
         let params = first.params().clone();
@@ -117,7 +115,7 @@ impl Ring {
         if dup < 0 {
             return Err(std::io::Error::last_os_error());
         }
-        let fd = place(dup);
+        let fd = (hooks.private_fd)(dup);
         if fd < 0 {
             return Err(std::io::Error::from_raw_os_error(libc::EMFILE));
         }
@@ -128,6 +126,7 @@ impl Ring {
             Err(e) => {
                 // SAFETY: our own descriptor, not handed to anything.
                 unsafe { libc::syscall(libc::SYS_close, fd) };
+                (hooks.forget_fd)(fd);
                 return Err(e);
             }
         };
@@ -143,13 +142,20 @@ impl Ring {
             stopping: AtomicBool::new(false),
         });
         let reaper = Arc::clone(&inner);
-        std::thread::Builder::new()
+        let start = hooks.thread_start;
+        let spawned = std::thread::Builder::new()
             .name("conveyor-ring".into())
             .stack_size(256 << 10)
             .spawn(move || {
                 start();
                 reap(reaper)
-            })?;
+            });
+        if let Err(e) = spawned {
+            // The last reference: the ring and its descriptor go.
+            drop(inner);
+            (hooks.forget_fd)(fd);
+            return Err(e);
+        }
         Ok(Ring { inner })
     }
 
@@ -177,10 +183,17 @@ impl Ring {
             self.refuse(reqs, linked);
             return;
         }
-        waiting.groups.push_back((reqs, linked));
+        if linked && reqs.len() > 1 {
+            waiting.groups.push_back((reqs, true));
+        } else {
+            // One by one: a request that fits goes while others wait.
+            waiting
+                .groups
+                .extend(reqs.into_iter().map(|r| (vec![r], false)));
+        }
         let refused = self.push_waiting(&mut waiting);
         drop(waiting);
-        if let Some((reqs, linked)) = refused {
+        for (reqs, linked) in refused {
             self.refuse(reqs, linked);
         }
     }
@@ -200,27 +213,34 @@ impl Ring {
     }
 
     /// Pushes the waiting groups that fit, oldest first, and submits them
-    /// with one system call. Returns a group the queue would not take (it
-    /// runs on the pool instead).
-    fn push_waiting(&self, waiting: &mut Waiting) -> Option<(Vec<Boxed>, bool)> {
+    /// with one system call. Returns the groups the queue can never take
+    /// (a chain longer than it), which run on the pool instead.
+    fn push_waiting(&self, waiting: &mut Waiting) -> Vec<(Vec<Boxed>, bool)> {
         let inner = &*self.inner;
         // SAFETY: the submission queue is only touched under `sq`, which
         // the caller holds (`waiting` is its guard's contents).
         let mut sq = unsafe { inner.uring.submission_shared() };
         let mut pushed = 0;
-        let mut refused = None;
+        let mut refused = Vec::new();
         while let Some((group, _)) = waiting.groups.front() {
             let inflight = inner.inflight.load(Ordering::Acquire) + pushed;
             if inflight + group.len() > inner.depth && inflight > 0 {
                 break;
             }
+            if group.len() > sq.capacity() {
+                if let Some(g) = waiting.groups.pop_front() {
+                    refused.push(g);
+                }
+                continue;
+            }
+            if sq.capacity() - sq.len() < group.len() {
+                // Full of entries pushed here: they are in flight once
+                // submitted, and their completions push the rest.
+                break;
+            }
             let Some((group, linked)) = waiting.groups.pop_front() else {
                 break;
             };
-            if sq.capacity() - sq.len() < group.len() {
-                refused = Some((group, linked));
-                break;
-            }
             let n = group.len();
             for (i, mut r) in group.into_iter().enumerate() {
                 let mut e = r.entry();
@@ -237,11 +257,10 @@ impl Ring {
         }
         inner.inflight.fetch_add(pushed, Ordering::AcqRel);
         sq.sync();
+        let unsubmitted = !sq.is_empty();
         drop(sq);
-        if pushed > 0 {
-            // An error leaves the entries in the queue; the reaper's next
-            // wait submits them.
-            let _ = inner.uring.submit();
+        if unsubmitted {
+            submit_all(inner);
         }
         refused
     }
@@ -270,6 +289,34 @@ impl Ring {
     }
 }
 
+/// Submits what the queue holds. Entries pushed cannot be taken back, so a
+/// refusal (the kernel short of memory: `EAGAIN`, `ENOMEM`) is retried
+/// until it passes, as the program's own write would wait in the kernel;
+/// the reaper, waiting with a timeout while requests are in flight, also
+/// submits what is left.
+fn submit_all(inner: &Inner) {
+    let mut warned = false;
+    let mut pause = std::time::Duration::from_micros(100);
+    loop {
+        match inner.uring.submit() {
+            Ok(_) => return,
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+            Err(e) => {
+                if !warned {
+                    tracing::warn!("io_uring refused a submission ({e}); retrying");
+                    warned = true;
+                }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+/// How long the reaper waits for a completion while requests are in
+/// flight before it looks again (and submits anything left in the queue).
+const RECHECK: std::time::Duration = std::time::Duration::from_millis(100);
+
 fn reap(inner: Arc<Inner>) {
     let ring = Ring {
         inner: Arc::clone(&inner),
@@ -280,10 +327,21 @@ fn reap(inner: Arc<Inner>) {
         if stop && inner.inflight.load(Ordering::Acquire) == 0 {
             return;
         }
-        if let Err(e) = inner.uring.submit_and_wait(1) {
+        let waited = if inner.inflight.load(Ordering::Acquire) > 0 {
+            let ts = types::Timespec::from(RECHECK);
+            let args = types::SubmitArgs::new().timespec(&ts);
+            match inner.uring.submitter().submit_with_args(1, &args) {
+                // A kernel without timed waits (before 5.11).
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => inner.uring.submit_and_wait(1),
+                r => r,
+            }
+        } else {
+            inner.uring.submit_and_wait(1)
+        };
+        if let Err(e) = waited {
             let transient = matches!(
                 e.raw_os_error(),
-                Some(libc::EINTR | libc::EAGAIN | libc::EBUSY)
+                Some(libc::EINTR | libc::EAGAIN | libc::EBUSY | libc::ETIME)
             );
             if !transient {
                 if !warned {
@@ -315,7 +373,7 @@ fn reap(inner: Arc<Inner>) {
         if !waiting.groups.is_empty() {
             let refused = ring.push_waiting(&mut waiting);
             drop(waiting);
-            if let Some((reqs, linked)) = refused {
+            for (reqs, linked) in refused {
                 ring.refuse(reqs, linked);
             }
         }
@@ -361,4 +419,85 @@ pub(crate) fn position(fd: RawFd) -> Option<u64> {
     // `lseek` is reached from the engine.
     let r = unsafe { libc::syscall(libc::SYS_lseek, fd, 0 as libc::off_t, libc::SEEK_CUR) };
     u64::try_from(r).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// A no-op, or a timeout of `wait`, that reports its end on a channel.
+    struct Probe {
+        id: usize,
+        wait: Option<Box<types::Timespec>>,
+        done: mpsc::Sender<(usize, bool)>,
+    }
+
+    impl Request for Probe {
+        fn entry(&mut self) -> squeue::Entry {
+            match &self.wait {
+                Some(ts) => opcode::Timeout::new(&**ts).build(),
+                None => opcode::Nop::new().build(),
+            }
+        }
+        fn complete(self: Box<Self>, _res: i32, _ring: &Ring) {
+            let _ = self.done.send((self.id, true));
+        }
+        fn run_blocking(self: Box<Self>) {
+            let _ = self.done.send((self.id, false));
+        }
+    }
+
+    fn probe(id: usize, wait: Option<Duration>, done: &mpsc::Sender<(usize, bool)>) -> Boxed {
+        Box::new(Probe {
+            id,
+            wait: wait.map(|w| Box::new(types::Timespec::from(w))),
+            done: done.clone(),
+        })
+    }
+
+    /// Requests submitted while the ring is at its depth wait and go in
+    /// order as room comes, all of them on the ring: a group larger than
+    /// the queue once stranded everything queued behind it.
+    #[test]
+    fn waiting_requests_all_go_when_room_comes() {
+        let ring = match Ring::new(Pool::new(2, || {}), 2, Hooks::default()) {
+            Ok(r) => r,
+            // The kernel refuses io_uring here: nothing of the ring to test.
+            Err(e) => return eprintln!("io_uring unavailable: {e}"),
+        };
+        let (tx, rx) = mpsc::channel();
+        // One slow request in flight, then a group of five and one more.
+        ring.submit(vec![probe(0, Some(Duration::from_millis(300)), &tx)], false);
+        ring.submit((1..6).map(|i| probe(i, None, &tx)).collect(), false);
+        ring.submit(vec![probe(6, None, &tx)], false);
+        let mut seen = Vec::new();
+        for _ in 0..7 {
+            let (id, on_ring) = rx
+                .recv_timeout(Duration::from_secs(20))
+                .unwrap_or_else(|_| panic!("requests stranded; completed: {seen:?}"));
+            assert!(on_ring, "request {id} ran on the pool");
+            seen.push(id);
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, (0..7).collect::<Vec<_>>());
+        ring.stop();
+    }
+
+    /// A chain longer than the queue runs on the pool, whole and in order.
+    #[test]
+    fn a_chain_longer_than_the_queue_runs_on_the_pool_in_order() {
+        let ring = match Ring::new(Pool::new(2, || {}), 2, Hooks::default()) {
+            Ok(r) => r,
+            Err(e) => return eprintln!("io_uring unavailable: {e}"),
+        };
+        let (tx, rx) = mpsc::channel();
+        ring.submit((0..5).map(|i| probe(i, None, &tx)).collect(), true);
+        let got: Vec<(usize, bool)> = (0..5)
+            .map(|_| rx.recv_timeout(Duration::from_secs(20)).expect("chain ran"))
+            .collect();
+        assert_eq!(got, (0..5).map(|i| (i, false)).collect::<Vec<_>>());
+        ring.stop();
+    }
 }

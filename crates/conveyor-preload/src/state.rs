@@ -92,6 +92,7 @@ fn hooks() -> conveyor_engine::Hooks {
     conveyor_engine::Hooks {
         thread_start: crate::guard::thread_start,
         private_fd: |fd| crate::backend::track(crate::backend::place_high(fd)),
+        forget_fd: crate::backend::untrack,
     }
 }
 

@@ -62,12 +62,7 @@ impl Shared {
         }
         self.ring
             .get_or_init(|| {
-                match Ring::new(
-                    self.pool.clone(),
-                    self.cfg.workers,
-                    self.hooks.thread_start,
-                    self.hooks.private_fd,
-                ) {
+                match Ring::new(self.pool.clone(), self.cfg.workers, self.hooks) {
                     Ok(r) => Some(r),
                     Err(e) => {
                         tracing::info!(

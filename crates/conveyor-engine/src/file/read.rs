@@ -237,7 +237,7 @@ impl File {
                         fd,
                         n: 0,
                         known_end,
-                        started: Instant::now(),
+                        started: None,
                     }) as Box<dyn Request>
                 })
                 .collect();
@@ -283,11 +283,13 @@ struct RingRead {
     // Bytes read so far.
     n: usize,
     known_end: Option<u64>,
-    started: Instant,
+    // When the kernel first got it (see `RingWrite`).
+    started: Option<Instant>,
 }
 
 impl Request for RingRead {
     fn entry(&mut self) -> squeue::Entry {
+        self.started.get_or_insert_with(Instant::now);
         let rest = &mut self.p.mem.buf[self.n..];
         opcode::Read::new(types::Fd(self.fd), rest.as_mut_ptr(), rest.len() as u32)
             .offset(self.p.off + self.n as u64)
@@ -299,7 +301,7 @@ impl Request for RingRead {
             ring.submit(vec![self], false);
             return;
         }
-        let ns = nanos(self.started.elapsed());
+        let ns = self.started.map_or(0, |t| nanos(t.elapsed()));
         let rec = &self.file.rec;
         if res < 0 {
             rec.error(-res);
@@ -334,10 +336,11 @@ impl Request for RingRead {
             started,
             ..
         } = *self;
+        let t = Instant::now();
         let (k, err) =
             file.read_storage(&*backend, &mut p.mem.buf[n..], p.off + n as u64, known_end);
         let valid = err.is_none().then_some(n + k);
-        file.land_prefetch(p, valid, nanos(started.elapsed()));
+        file.land_prefetch(p, valid, nanos(started.unwrap_or(t).elapsed()));
     }
 }
 

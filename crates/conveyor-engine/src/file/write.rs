@@ -413,7 +413,10 @@ the program gets the error at its next write, fsync or close",
                 return None;
             }
             let b = st.wb.next_batch(self.shared.cfg.io_size, 1)?;
-            if b.append || st.wb.unissued() > 0 {
+            // One request must carry it all for the sync to follow it: a
+            // batch of more parts than one vector takes is written in
+            // several, after which the chain would not wait.
+            if b.append || st.wb.unissued() > 0 || b.parts.len() > libc::UIO_MAXIOV as usize {
                 // Not one positioned request after all: back to the
                 // plain path, which writes the batch first.
                 st.ready.push_back(b);
@@ -537,7 +540,9 @@ struct RingWrite {
     done: usize,
     // The entry's vector: points into `batch`'s segments.
     iov: IoVecs,
-    started: Instant,
+    // When the kernel first got it (not when it was made: time waiting
+    // for room in the ring is not the storage's latency).
+    started: Option<Instant>,
 }
 
 impl RingWrite {
@@ -549,13 +554,14 @@ impl RingWrite {
             fd,
             done: 0,
             iov: IoVecs::default(),
-            started: Instant::now(),
+            started: None,
         }
     }
 }
 
 impl Request for RingWrite {
     fn entry(&mut self) -> squeue::Entry {
+        self.started.get_or_insert_with(Instant::now);
         self.iov = IoVecs::new(&skip(&batch_parts(&self.batch), self.done));
         let (iov, count) = self.iov.raw();
         // -1: at the description's offset, which O_APPEND puts at the end.
@@ -589,7 +595,7 @@ impl Request for RingWrite {
             _ if self.batch.append => Ok(crate::ring::position(self.fd).unwrap_or(planned)),
             _ => Ok(planned),
         };
-        let ns = nanos(self.started.elapsed());
+        let ns = self.started.map_or(0, |t| nanos(t.elapsed()));
         let RingWrite {
             file, batch, done, ..
         } = *self;
@@ -606,8 +612,9 @@ impl Request for RingWrite {
             started,
             ..
         } = *self;
+        let t = Instant::now();
         let (written, res) = write_batch(&*backend, &batch, done);
-        let n = file.finish_batch(batch, written, res, nanos(started.elapsed()));
+        let n = file.finish_batch(batch, written, res, nanos(started.unwrap_or(t).elapsed()));
         file.start(n);
     }
 }
