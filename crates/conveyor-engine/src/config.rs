@@ -58,9 +58,10 @@ pub struct Config {
 pub enum Executor {
     /// Worker threads: each request is a blocking call on a worker.
     Pool,
-    /// io_uring: requests are submitted from the thread that starts them
-    /// and completed by one reaper thread; the pool takes what the ring
-    /// cannot (see `ring.rs`), and all of it where io_uring is refused.
+    /// io_uring: write requests are submitted from the thread that starts
+    /// them and completed by one reaper thread; the pool takes prefetches,
+    /// what the ring cannot take (see `ring.rs`), and all of it where
+    /// io_uring is refused.
     Uring,
 }
 

@@ -210,11 +210,6 @@ impl Handle {
     /// `fsync` (`data_only == false`) or `fdatasync`: flush, then the
     /// backend's sync, whose result is the truth.
     pub fn sync(&self, data_only: bool) -> Result<()> {
-        if let Some(res) = self.file.sync_linked(data_only) {
-            // A write that failed before the sync is the first answer.
-            self.file.take_error(&self.err_seen)?;
-            return res;
-        }
         self.flush()?;
         self.file.sync(data_only)
     }

@@ -86,10 +86,11 @@
 //! result is returned; `close` flushes and returns any error not yet reported.
 //!
 //! **Executors.** Background requests (batches, prefetches) run on the
-//! worker pool, or with `Config::executor = Executor::Uring` on io_uring
-//! (`ring.rs`): submitted by the thread that starts them, completed by one
-//! reaper thread, at most `workers` in flight, the pool taking what the
-//! ring cannot and everything where the kernel refuses io_uring. Both
+//! worker pool, or with `Config::executor = Executor::Uring` the write
+//! batches run on io_uring (`ring.rs`): submitted by the thread that starts
+//! them, completed by one reaper thread, at most `workers` in flight, the
+//! pool taking what the ring cannot, prefetches, and everything where the
+//! kernel refuses io_uring. Both
 //! follow the same limits: the file's AIMD limit on write requests and its
 //! filesystem's AIMD depth over all background requests of its files
 //! (`fs_inflight`; a file always keeps one).

@@ -1,7 +1,8 @@
 //! The io_uring executor, beside the worker pool (`Config::executor`).
 //!
-//! A background request (a write batch, a prefetch) is a [`Request`]: it
-//! owns its buffers, builds its submission entry, and is told the result.
+//! A background request (a write batch) is a [`Request`]: it owns its
+//! buffers, builds its submission entry, and is told the result.
+//! Prefetches stay on the pool (`file/read.rs` says why).
 //! The thread that starts requests (often the program's own, in a `write`
 //! that filled a request's worth) pushes their entries and submits them with
 //! one `io_uring_enter` for all of them, and returns: no worker is woken
@@ -65,10 +66,9 @@ const STOP: u64 = 0;
 /// dropped or left in the kernel's overflow list.
 const MAX_ENTRIES: usize = 256;
 
-// Requests waiting for room in the ring, in the order they came: a group
-// submitted together (a linked chain stays whole).
+// Requests waiting for room in the ring, in the order they came.
 struct Waiting {
-    groups: VecDeque<(Vec<Boxed>, bool)>,
+    reqs: VecDeque<Boxed>,
 }
 
 struct Inner {
@@ -134,7 +134,7 @@ impl Ring {
         let inner = Arc::new(Inner {
             uring,
             sq: Mutex::new(Waiting {
-                groups: VecDeque::new(),
+                reqs: VecDeque::new(),
             }),
             inflight: AtomicUsize::new(0),
             depth,
@@ -164,13 +164,10 @@ impl Ring {
         self.inner.uring.as_raw_fd()
     }
 
-    /// Submits `reqs` with one system call. With `linked`, each runs only
-    /// after the one before it succeeded in full (a chain: the kernel
-    /// cancels the rest, `-ECANCELED`, after a failure or short count).
-    /// While the ring is at its depth they wait, in order, for room. Once
-    /// the ring is stopping they run on the pool (a chain in one job, in
-    /// turn).
-    pub fn submit(&self, reqs: Vec<Boxed>, linked: bool) {
+    /// Submits `reqs` with one system call. While the ring is at its depth
+    /// they wait, in order, for room. Once the ring is stopping they run
+    /// on the pool.
+    pub fn submit(&self, reqs: Vec<Boxed>) {
         if reqs.is_empty() {
             return;
         }
@@ -180,80 +177,38 @@ impl Ring {
         // after the reaper is gone.
         if inner.stopping.load(Ordering::Acquire) {
             drop(waiting);
-            self.refuse(reqs, linked);
+            self.refuse(reqs);
             return;
         }
-        if linked && reqs.len() > 1 {
-            waiting.groups.push_back((reqs, true));
-        } else {
-            // One by one: a request that fits goes while others wait.
-            waiting
-                .groups
-                .extend(reqs.into_iter().map(|r| (vec![r], false)));
-        }
-        let refused = self.push_waiting(&mut waiting);
-        drop(waiting);
-        for (reqs, linked) in refused {
-            self.refuse(reqs, linked);
-        }
+        waiting.reqs.extend(reqs);
+        self.push_waiting(&mut waiting);
     }
 
-    fn refuse(&self, reqs: Vec<Boxed>, linked: bool) {
-        if linked {
-            self.inner.pool.submit(Box::new(move || {
-                for r in reqs {
-                    r.run_blocking();
-                }
-            }));
-            return;
-        }
+    fn refuse(&self, reqs: impl IntoIterator<Item = Boxed>) {
         for r in reqs {
             self.inner.pool.submit(Box::new(move || r.run_blocking()));
         }
     }
 
-    /// Pushes the waiting groups that fit, oldest first, and submits them
-    /// with one system call. Returns the groups the queue can never take
-    /// (a chain longer than it), which run on the pool instead.
-    fn push_waiting(&self, waiting: &mut Waiting) -> Vec<(Vec<Boxed>, bool)> {
+    /// Pushes the waiting requests that fit, oldest first, and submits
+    /// them with one system call.
+    fn push_waiting(&self, waiting: &mut Waiting) {
         let inner = &*self.inner;
         // SAFETY: the submission queue is only touched under `sq`, which
         // the caller holds (`waiting` is its guard's contents).
         let mut sq = unsafe { inner.uring.submission_shared() };
         let mut pushed = 0;
-        let mut refused = Vec::new();
-        while let Some((group, _)) = waiting.groups.front() {
-            let inflight = inner.inflight.load(Ordering::Acquire) + pushed;
-            if inflight + group.len() > inner.depth && inflight > 0 {
-                break;
-            }
-            if group.len() > sq.capacity() {
-                if let Some(g) = waiting.groups.pop_front() {
-                    refused.push(g);
-                }
-                continue;
-            }
-            if sq.capacity() - sq.len() < group.len() {
-                // Full of entries pushed here: they are in flight once
-                // submitted, and their completions push the rest.
-                break;
-            }
-            let Some((group, linked)) = waiting.groups.pop_front() else {
+        while inner.inflight.load(Ordering::Acquire) + pushed < inner.depth && !sq.is_full() {
+            let Some(mut r) = waiting.reqs.pop_front() else {
                 break;
             };
-            let n = group.len();
-            for (i, mut r) in group.into_iter().enumerate() {
-                let mut e = r.entry();
-                if linked && i + 1 < n {
-                    e = e.flags(squeue::Flags::IO_LINK);
-                }
-                let ptr = Box::into_raw(Box::new(r));
-                // SAFETY: the entry's pointers stay valid until its
-                // completion (`Request::entry`); the box is reclaimed by
-                // the reaper from `user_data`, once. The room was checked.
-                let _ = unsafe { sq.push(&e.user_data(ptr as u64)) };
-                pushed += 1;
-            }
+            let e = r.entry();
+            let ptr = Box::into_raw(Box::new(r));
+            // SAFETY: the entry's pointers stay valid until its completion
+            // (`Request::entry`); the box is reclaimed by the reaper from
+            // `user_data`, once. The queue has room (checked above).
+            let _ = unsafe { sq.push(&e.user_data(ptr as u64)) };
+            pushed += 1;
         }
         inner.inflight.fetch_add(pushed, Ordering::AcqRel);
         sq.sync();
@@ -262,7 +217,6 @@ impl Ring {
         if unsubmitted {
             submit_all(inner);
         }
-        refused
     }
 
     /// Lets the reaper exit once every request in flight has completed.
@@ -272,7 +226,7 @@ impl Ring {
         if inner.stopping.swap(true, Ordering::AcqRel) {
             return;
         }
-        let left = std::mem::take(&mut waiting.groups);
+        let left = std::mem::take(&mut waiting.reqs);
         // SAFETY: under `sq`, as in `push_waiting`; a no-op entry has no
         // pointers.
         let mut sq = unsafe { inner.uring.submission_shared() };
@@ -283,9 +237,7 @@ impl Ring {
         let _ = inner.uring.submit();
         drop(waiting);
         // Outside `sq`: a pool with no thread runs a job in the caller.
-        for (reqs, linked) in left {
-            self.refuse(reqs, linked);
-        }
+        self.refuse(left);
     }
 }
 
@@ -370,12 +322,8 @@ fn reap(inner: Arc<Inner>) {
         }
         // Completions made room: what waited for it goes now.
         let mut waiting = inner.sq.lock().unwrap_or_else(|p| p.into_inner());
-        if !waiting.groups.is_empty() {
-            let refused = ring.push_waiting(&mut waiting);
-            drop(waiting);
-            for (reqs, linked) in refused {
-                ring.refuse(reqs, linked);
-            }
+        if !waiting.reqs.is_empty() {
+            ring.push_waiting(&mut waiting);
         }
     }
 }
@@ -459,7 +407,8 @@ mod tests {
 
     /// Requests submitted while the ring is at its depth wait and go in
     /// order as room comes, all of them on the ring: a group larger than
-    /// the queue once stranded everything queued behind it.
+    /// the queue once went to the pool and stranded everything queued
+    /// behind it.
     #[test]
     fn waiting_requests_all_go_when_room_comes() {
         let ring = match Ring::new(Pool::new(2, || {}), 2, Hooks::default()) {
@@ -469,9 +418,9 @@ mod tests {
         };
         let (tx, rx) = mpsc::channel();
         // One slow request in flight, then a group of five and one more.
-        ring.submit(vec![probe(0, Some(Duration::from_millis(300)), &tx)], false);
-        ring.submit((1..6).map(|i| probe(i, None, &tx)).collect(), false);
-        ring.submit(vec![probe(6, None, &tx)], false);
+        ring.submit(vec![probe(0, Some(Duration::from_millis(300)), &tx)]);
+        ring.submit((1..6).map(|i| probe(i, None, &tx)).collect());
+        ring.submit(vec![probe(6, None, &tx)]);
         let mut seen = Vec::new();
         for _ in 0..7 {
             let (id, on_ring) = rx
@@ -482,22 +431,6 @@ mod tests {
         }
         seen.sort_unstable();
         assert_eq!(seen, (0..7).collect::<Vec<_>>());
-        ring.stop();
-    }
-
-    /// A chain longer than the queue runs on the pool, whole and in order.
-    #[test]
-    fn a_chain_longer_than_the_queue_runs_on_the_pool_in_order() {
-        let ring = match Ring::new(Pool::new(2, || {}), 2, Hooks::default()) {
-            Ok(r) => r,
-            Err(e) => return eprintln!("io_uring unavailable: {e}"),
-        };
-        let (tx, rx) = mpsc::channel();
-        ring.submit((0..5).map(|i| probe(i, None, &tx)).collect(), true);
-        let got: Vec<(usize, bool)> = (0..5)
-            .map(|_| rx.recv_timeout(Duration::from_secs(20)).expect("chain ran"))
-            .collect();
-        assert_eq!(got, (0..5).map(|i| (i, false)).collect::<Vec<_>>());
         ring.stop();
     }
 }

@@ -69,9 +69,9 @@ pub struct RunArgs {
     /// close returned is printed at the end and makes the exit status non-zero.
     #[arg(long)]
     pub relaxed_close: bool,
-    /// Where background requests run: pool (default: worker threads) or uring (io_uring, with the
-    /// pool for what it cannot take; the pool alone where the kernel refuses io_uring). Replaces
-    /// CONVEYOR_EXECUTOR.
+    /// Where background requests run: pool (default: worker threads) or uring (write batches on
+    /// io_uring; prefetches, and everything where the kernel refuses io_uring, on the pool).
+    /// Replaces CONVEYOR_EXECUTOR.
     #[arg(long, value_name = "EXECUTOR", value_parser = ["pool", "uring"])]
     pub executor: Option<String>,
     /// Log level of the shim (default warn; replaces CONVEYOR_LOG).

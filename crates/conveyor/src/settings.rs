@@ -265,7 +265,7 @@ after this process's next exit, exec, fsync or lock"
         ),
         Some(Ok(Executor::Pool)) => ("pool: background requests on worker threads".into(), None),
         Some(Ok(Executor::Uring)) => (
-            "uring: background requests on io_uring (the worker pool where the kernel refuses it)"
+            "uring: background writes on io_uring (prefetches, and everything where the kernel refuses io_uring, on the worker pool)"
                 .into(),
             None,
         ),

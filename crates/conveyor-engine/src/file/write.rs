@@ -237,7 +237,7 @@ impl File {
             }
         }
         self.rec.add(|c| &c.ring_requests, reqs.len() as u64);
-        ring.submit(reqs, false);
+        ring.submit(reqs);
         let owed = back.len();
         if owed > 0 {
             let mut st = self.lock();
@@ -388,68 +388,6 @@ the program gets the error at its next write, fsync or close",
         st.ra.invalidate_all();
         r
     }
-    /// `fsync`/`fdatasync` on the ring, linked after the file's pending
-    /// data when all of it is one request, nothing of the file is in
-    /// flight, and the backend has a descriptor of its own (the kernel then
-    /// runs the write and the sync in order with one submission and one
-    /// wait). `None` when that does not apply: the caller flushes and
-    /// syncs as usual.
-    pub fn sync_linked(self: &Arc<Self>, data_only: bool) -> Option<Result<()>> {
-        let ring = self.shared.ring()?;
-        let backend = Arc::clone(&self.lock().backend);
-        if backend.defers_background() {
-            // The program's thread writes and syncs through its own
-            // descriptor: a descriptor for the ring would cost a request.
-            return None;
-        }
-        let fd = backend.ring_fd(false)?;
-        let mut st = self.lock();
-        if st.wb.in_flight() > 0 || !st.ready.is_empty() {
-            return None;
-        }
-        let mut chain: Vec<Box<dyn Request>> = Vec::with_capacity(2);
-        if st.wb.unissued() > 0 {
-            if st.wb.unissued() > self.shared.cfg.io_size {
-                return None;
-            }
-            let b = st.wb.next_batch(self.shared.cfg.io_size, 1)?;
-            // One request must carry it all for the sync to follow it: a
-            // batch of more parts than one vector takes is written in
-            // several, after which the chain would not wait.
-            if b.append || st.wb.unissued() > 0 || b.parts.len() > libc::UIO_MAXIOV as usize {
-                // Not one positioned request after all: back to the
-                // plain path, which writes the batch first.
-                st.ready.push_back(b);
-                self.depth.begin();
-                drop(st);
-                self.start(1);
-                return None;
-            }
-            self.depth.begin();
-            chain.push(Box::new(RingWrite::new(self, b, &backend, fd)));
-        }
-        drop(st);
-        let done = Arc::new(Done::default());
-        chain.push(Box::new(RingSync {
-            backend: Arc::clone(&backend),
-            fd,
-            data_only,
-            done: Arc::clone(&done),
-        }));
-        self.rec.add(|c| &c.ring_requests, chain.len() as u64);
-        ring.submit(chain, true);
-        match done.wait() {
-            0 => Some(Ok(())),
-            // The write before it was short or failed (its own completion
-            // continues or reports it), or the call was interrupted: the
-            // plain way, after the data.
-            r if r == -libc::ECANCELED || r == -libc::EINTR => {
-                self.flush();
-                Some(retry(|| backend.sync(data_only)))
-            }
-            r => Some(Err(Errno(-r))),
-        }
-    }
     /// `fsync`/`fdatasync` after draining.
     pub fn sync(self: &Arc<Self>, data_only: bool) -> Result<()> {
         self.flush();
@@ -576,15 +514,14 @@ impl Request for RingWrite {
     }
 
     fn complete(mut self: Box<Self>, res: i32, ring: &Ring) {
-        if res == -libc::EINTR || res == -libc::EAGAIN || res == -libc::ECANCELED {
-            // Interrupted, or cancelled with the chain it led: again, alone.
-            ring.submit(vec![self], false);
+        if res == -libc::EINTR || res == -libc::EAGAIN {
+            ring.submit(vec![self]);
             return;
         }
         if res > 0 {
             self.done += res as usize;
             if self.done < self.batch.len {
-                ring.submit(vec![self], false);
+                ring.submit(vec![self]);
                 return;
             }
         }
@@ -616,60 +553,6 @@ impl Request for RingWrite {
         let (written, res) = write_batch(&*backend, &batch, done);
         let n = file.finish_batch(batch, written, res, nanos(started.unwrap_or(t).elapsed()));
         file.start(n);
-    }
-}
-
-/// The answer of a sync on the ring, for the thread waiting for it.
-#[derive(Default)]
-struct Done {
-    res: Mutex<Option<i32>>,
-    cv: Condvar,
-}
-
-impl Done {
-    fn set(&self, r: i32) {
-        *self.res.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
-        self.cv.notify_all();
-    }
-    fn wait(&self) -> i32 {
-        let g = self.res.lock().unwrap_or_else(|p| p.into_inner());
-        let g = self
-            .cv
-            .wait_while(g, |r| r.is_none())
-            .unwrap_or_else(|p| p.into_inner());
-        g.unwrap_or(-libc::EIO)
-    }
-}
-
-/// `fsync`/`fdatasync` through the ring, linked after a batch.
-struct RingSync {
-    // Keeps `fd` open until the request is done.
-    backend: Arc<dyn Backend>,
-    fd: RawFd,
-    data_only: bool,
-    done: Arc<Done>,
-}
-
-impl Request for RingSync {
-    fn entry(&mut self) -> squeue::Entry {
-        let flags = if self.data_only {
-            types::FsyncFlags::DATASYNC
-        } else {
-            types::FsyncFlags::empty()
-        };
-        opcode::Fsync::new(types::Fd(self.fd)).flags(flags).build()
-    }
-
-    fn complete(self: Box<Self>, res: i32, _ring: &Ring) {
-        self.done.set(res);
-    }
-
-    fn run_blocking(self: Box<Self>) {
-        let r = match retry(|| self.backend.sync(self.data_only)) {
-            Ok(()) => 0,
-            Err(e) => -e.0,
-        };
-        self.done.set(r);
     }
 }
 
