@@ -340,8 +340,18 @@ impl Engine {
 
     /// Per-file rows: open files, then recently closed ones.
     pub fn file_reports(&self, reset: bool) -> Vec<FileReport> {
-        let mut out: Vec<FileReport> = self
-            .live()
+        self.reports_with(reset, || {})
+    }
+
+    // `between` runs after the open rows are taken, before the closed ones
+    // (tests put a worker's last reference going there).
+    fn reports_with(&self, reset: bool, between: impl FnOnce()) -> Vec<FileReport> {
+        // Held until the closed rows are read: a file whose last other
+        // reference (a worker finishing its batch) goes meanwhile would
+        // otherwise be dropped by this list, join the closed rows, and be
+        // reported twice (`conveyor report` then counted two processes).
+        let live = self.live();
+        let mut out: Vec<FileReport> = live
             .iter()
             .map(|f| FileReport {
                 name: f.name.clone(),
@@ -349,6 +359,7 @@ impl Engine {
                 stats: f.rec.file.snapshot(reset),
             })
             .collect();
+        between();
         if let Ok(closed) = self.shared.closed.lock() {
             out.extend(closed.iter().map(|(n, c)| FileReport {
                 name: n.clone(),
@@ -356,6 +367,7 @@ impl Engine {
                 stats: c.snapshot(reset),
             }));
         }
+        drop(live);
         out
     }
 
@@ -403,6 +415,26 @@ mod tests {
     use super::*;
     use crate::mock::{MemBackend, MockConfig};
     use std::time::Duration;
+
+    /// A file whose last reference goes while the report is being made
+    /// (a worker retiring its batch just after the program's close) is
+    /// listed once: it was listed open and then closed as well, and
+    /// `conveyor report` counted two processes for it.
+    #[test]
+    fn a_file_closing_during_a_report_is_listed_once() {
+        let engine = Engine::new(Config::default());
+        let storage = Arc::new(MemBackend::new(MockConfig::default()));
+        let h = engine.open(FileKey { dev: 1, ino: 1 }, "f", storage, Mode::READ_WRITE);
+        // A whole request: written on this thread, so no worker of the
+        // pool holds the file now.
+        h.write(&vec![7u8; 1 << 20]).unwrap();
+        // A worker's reference, outliving the handle.
+        let worker = engine.live();
+        h.close().unwrap();
+        let rows = engine.reports_with(false, || drop(worker));
+        let n = rows.iter().filter(|r| r.name == "f").count();
+        assert_eq!(n, 1, "listed {n} times");
+    }
 
     #[test]
     fn gauges_show_open_files_and_buffered_writes() {
