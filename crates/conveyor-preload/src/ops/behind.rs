@@ -50,14 +50,22 @@ pub struct Queue {
     jobs: VecDeque<Arc<Desc>>,
     /// The file of every close queued or running (one entry each).
     keys: Vec<FileKey>,
+    /// Files whose close finished behind since the program last looked at
+    /// them by path (the newest `FINISHED_KEPT`): a stat made before the
+    /// close finished must be made again (`stat_path`).
+    finished: VecDeque<FileKey>,
     /// Closer threads started by process `owner` (a forked child has none).
     threads: usize,
     owner: i32,
 }
 
+/// Finished closes remembered for `claims`.
+const FINISHED_KEPT: usize = 64;
+
 static QUEUE: Mutex<Queue> = Mutex::new(Queue {
     jobs: VecDeque::new(),
     keys: Vec::new(),
+    finished: VecDeque::new(),
     threads: 0,
     owner: 0,
 });
@@ -294,9 +302,41 @@ fn closer() {
 fn remove_key(q: &mut Queue, key: FileKey) {
     if let Some(k) = q.keys.iter().position(|k| *k == key) {
         q.keys.swap_remove(k);
+        // Under the same lock as the removal: from the queueing of a close
+        // until a stat looked again, the file is in `keys` or `finished`.
+        if !q.finished.contains(&key) {
+            if q.finished.len() >= FINISHED_KEPT {
+                q.finished.pop_front();
+            }
+            q.finished.push_back(key);
+        }
         PENDING.fetch_sub(1, Ordering::AcqRel);
     }
     DONE.notify_all();
+}
+
+/// For a stat by path of file `key`, made before this call: true if a
+/// close of the file behind may have changed what it saw (one is in
+/// flight, or one finished since the file was last looked at this way):
+/// the caller waits (`settle_file`) and stats again. A finished close is
+/// claimed once. Without it a stat made while the closer was setting the
+/// times returned the times from before, when the closer's last reference
+/// to the file went before the stat's check asked the engine.
+pub fn claims(key: FileKey, inside: &Inside) -> bool {
+    if !relaxed() {
+        return false;
+    }
+    let mut q = queue(inside);
+    if q.keys.contains(&key) {
+        return true;
+    }
+    match q.finished.iter().position(|k| *k == key) {
+        Some(at) => {
+            q.finished.remove(at);
+            true
+        }
+        None => false,
+    }
 }
 
 /// What the program's `close` would have done: the data written, the
@@ -348,6 +388,7 @@ pub fn hold_for_fork() -> ForkHold {
 impl ForkHold {
     /// In the child: no close in flight, no closer thread.
     pub fn in_child(mut self) {
+        self.0.finished.clear();
         self.0.jobs.clear();
         self.0.keys.clear();
         self.0.threads = 0;

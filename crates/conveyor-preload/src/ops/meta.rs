@@ -60,12 +60,20 @@ pub fn stat_path(
     }
     guard::quietly(|i| {
         let engine = shim.engine(i);
-        if let Some(p) = engine.pending_end(key) {
-            counts::hit(name);
-            // A close in flight, or metadata held back, is set first: the
-            // repeated stat sees it.
-            super::behind::settle_file(key, i);
-            again();
+        let pending = engine.pending_end(key);
+        // A close behind may have finished (and the engine let the file
+        // go) between the first stat and here: that stat is looked at
+        // again too.
+        let behind = super::behind::claims(key, i);
+        if pending.is_none() && !behind {
+            return;
+        }
+        counts::hit(name);
+        // A close in flight, or metadata held back, is set first: the
+        // repeated stat sees it.
+        super::behind::settle_file(key, i);
+        again();
+        if let Some(p) = pending {
             if let Some(a) = seen() {
                 engine.observe(key, a);
             }
