@@ -224,24 +224,6 @@ fn an_error_after_close_fails_the_run() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("No space left on device"));
 }
 
-/// A bad `CONVEYOR_CLOSE` is named with the values it takes, and the
-/// program runs with everything passed through.
-#[test]
-fn a_bad_close_mode_is_named_and_passes_through() {
-    let dir = TempDir::new("relaxed-bad");
-    let (out, counts) = Run::new("sh", &["-c", "echo hi > f; cat f"], dir.path())
-        .env("CONVEYOR_CLOSE", "lazy")
-        .shimmed(dir.path());
-    ok(&out, "sh with a bad CONVEYOR_CLOSE");
-    assert_eq!(out.stdout, b"hi\n");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("CONVEYOR_CLOSE") && err.contains("expected wait or relaxed"),
-        "stderr: {err}"
-    );
-    assert!(!counts.contains_key("write"), "managed anyway: {counts:?}");
-}
-
 /// Files unlinked while open or right after their close, on the slow
 /// filesystem (which refuses `fstat` and metadata of an unlinked open file,
 /// as some FUSE filesystems do): Python's `TemporaryFile` (create, unlink,

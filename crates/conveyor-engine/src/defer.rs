@@ -52,14 +52,8 @@ impl Deferrals {
         st.due.push((at, Arc::downgrade(file)));
         if !st.running {
             let me = Arc::downgrade(self);
-            let start = self.start;
-            let spawned = std::thread::Builder::new()
-                .name("conveyor-defer".into())
-                .stack_size(128 << 10)
-                .spawn(move || {
-                    start();
-                    run(me);
-                });
+            let spawned =
+                crate::pool::spawn("conveyor-defer", 128 << 10, self.start, move || run(me));
             st.running = spawned.is_ok();
             if !st.running {
                 // No thread to wait with: the data is written now, as

@@ -111,19 +111,7 @@ pub struct Engine {
 impl Engine {
     /// An engine with `cfg` (normalised). No thread starts until work does.
     pub fn new(cfg: Config) -> Engine {
-        Engine::with_thread_start(cfg, || {})
-    }
-
-    /// As `new`, with `start` run first in every worker thread the engine
-    /// starts (to set up what a thread inherits, such as its signal mask).
-    pub fn with_thread_start(cfg: Config, start: fn()) -> Engine {
-        Engine::with_hooks(
-            cfg,
-            Hooks {
-                thread_start: start,
-                ..Hooks::default()
-            },
-        )
+        Engine::with_hooks(cfg, Hooks::default())
     }
 
     /// As `new`, with what the embedder does for the engine's threads and

@@ -178,4 +178,5 @@ pub use config::{
 pub use engine::{Attrs, Engine, FileKey, FileReport, Gauges, Hooks};
 pub use error::{Errno, Result};
 pub use handle::{Handle, Mode};
+pub use ring::io_uring_available;
 pub use stats::{Snapshot, Summary};

@@ -37,6 +37,25 @@ pub(crate) struct Pool {
     inner: Arc<Inner>,
 }
 
+/// Starts one of the engine's threads (pool worker, deferral timer, ring
+/// reaper): `start` runs first in it, always, so that (in the shim) no
+/// engine thread ever runs a signal handler of the program's.
+pub(crate) fn spawn(
+    name: &str,
+    stack: usize,
+    start: fn(),
+    f: impl FnOnce() + Send + 'static,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .stack_size(stack)
+        .spawn(move || {
+            start();
+            f()
+        })
+        .map(drop)
+}
+
 fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -74,11 +93,8 @@ impl Pool {
         if st.threads < self.inner.max {
             st.threads += 1;
             let inner = Arc::clone(&self.inner);
-            let spawned = std::thread::Builder::new()
-                .name("conveyor-io".into())
-                .stack_size(256 << 10)
-                .spawn(move || worker(inner));
-            if spawned.is_ok() {
+            let start = inner.start;
+            if spawn("conveyor-io", 256 << 10, start, move || worker(inner)).is_ok() {
                 return;
             }
             st.threads -= 1;
@@ -99,7 +115,6 @@ impl Pool {
 }
 
 fn worker(inner: Arc<Inner>) {
-    (inner.start)();
     let mut st = lock(&inner.state);
     loop {
         if let Some(job) = st.jobs.pop_front() {

@@ -142,12 +142,8 @@ impl Ring {
             stopping: AtomicBool::new(false),
         });
         let reaper = Arc::clone(&inner);
-        let start = hooks.thread_start;
-        let spawned = std::thread::Builder::new()
-            .name("conveyor-ring".into())
-            .stack_size(256 << 10)
-            .spawn(move || {
-                start();
+        let spawned =
+            crate::pool::spawn("conveyor-ring", 256 << 10, hooks.thread_start, move || {
                 reap(reaper)
             });
         if let Err(e) = spawned {
@@ -326,6 +322,13 @@ fn reap(inner: Arc<Inner>) {
             ring.push_waiting(&mut waiting);
         }
     }
+}
+
+/// Whether this process may set up a ring (old kernels, seccomp and
+/// `kernel.io_uring_disabled` refuse it): a ring of two entries is set up
+/// and closed again.
+pub fn io_uring_available() -> bool {
+    IoUring::new(2).is_ok()
 }
 
 /// The vector of a vectored request: pointers into buffers the request

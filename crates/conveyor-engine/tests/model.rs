@@ -8,7 +8,9 @@
 //! it.
 
 use conveyor_engine::mock::{MemBackend, MockConfig};
-use conveyor_engine::{Backend, Config, Engine, Executor, FileBackend, FileKey, Handle, Mode};
+mod common;
+
+use conveyor_engine::{Backend, Config, Engine, Executor, FileKey, Handle, Mode};
 use proptest::prelude::*;
 use std::io::SeekFrom;
 use std::sync::Arc;
@@ -101,17 +103,7 @@ fn run(ops: &[Op], mock: MockConfig, cfg: Config) -> Result<(), TestCaseError> {
 fn run_ring(ops: &[Op], cfg: Config) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("model");
-    let open = |append: bool| {
-        std::fs::OpenOptions::new()
-            .read(!append)
-            .write(true)
-            .append(append)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .expect("open")
-    };
-    let storage = Arc::new(FileBackend::new(open(false), Some(open(true))));
+    let storage = common::file_backend(&path);
     let contents = || std::fs::read(&path).expect("read back");
     let cfg = Config {
         executor: Executor::Uring,

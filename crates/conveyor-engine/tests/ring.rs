@@ -2,24 +2,10 @@
 //! ring (counted), prefetches stay on the pool, all land byte for byte,
 //! and an engine whose ring cannot be set up runs everything on the pool.
 
-use conveyor_engine::{Config, Engine, Executor, FileBackend, FileKey, Handle, Hooks, Mode};
-use std::path::Path;
-use std::sync::Arc;
+mod common;
 
-/// Whether this kernel lets the process set up a ring (it may not: old
-/// kernels, seccomp, `kernel.io_uring_disabled`).
-fn kernel_allows_io_uring() -> bool {
-    // struct io_uring_params is 120 bytes; zeroed asks for defaults.
-    let mut params = [0u8; 120];
-    // SAFETY: `params` is writable and as large as the kernel's struct.
-    let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 2u32, params.as_mut_ptr()) };
-    if fd < 0 {
-        return false;
-    }
-    // SAFETY: the descriptor just returned, ours alone.
-    unsafe { libc::close(fd as i32) };
-    true
-}
+use conveyor_engine::{io_uring_available, Config, Engine, Executor, FileKey, Handle, Hooks, Mode};
+use std::path::Path;
 
 fn uring() -> Config {
     Config {
@@ -29,17 +15,7 @@ fn uring() -> Config {
 }
 
 fn open(engine: &Engine, path: &Path) -> Handle {
-    let opts = |append: bool| {
-        std::fs::OpenOptions::new()
-            .read(!append)
-            .write(true)
-            .append(append)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .expect("open")
-    };
-    let backend = Arc::new(FileBackend::new(opts(false), Some(opts(true))));
+    let backend = common::file_backend(path);
     engine.open(
         FileKey { dev: 1, ino: 1 },
         "ring",
@@ -88,7 +64,7 @@ fn writes_go_through_the_ring_and_reads_do_not() {
     assert_eq!(std::fs::read(&path).expect("read"), want);
     let total = h.stats(false).ring_requests;
     h.close().expect("close");
-    if kernel_allows_io_uring() {
+    if io_uring_available() {
         assert_eq!(engine.executor(), Executor::Uring);
         assert!(wrote > 0, "no write went through the ring");
         assert_eq!(total, wrote + 1, "the small write goes on the ring too");
@@ -104,15 +80,7 @@ fn appends_through_the_ring_land_whole_and_in_order() {
     let path = dir.path().join("log");
     std::fs::write(&path, b"head\n").expect("seed");
     let engine = Engine::new(uring());
-    let opts = |append: bool| {
-        std::fs::OpenOptions::new()
-            .read(!append)
-            .write(true)
-            .append(append)
-            .open(&path)
-            .expect("open")
-    };
-    let backend = Arc::new(FileBackend::new(opts(false), Some(opts(true))));
+    let backend = common::file_backend(&path);
     let h = engine.open(
         FileKey { dev: 1, ino: 2 },
         "log",

@@ -231,11 +231,8 @@ impl File {
         p.mem.fill_buffer();
         let t = Instant::now();
         let (n, err) = self.read_storage(&*backend, &mut p.mem.buf, p.off, known_end);
-        self.land_prefetch(p, err.is_none().then_some(n), nanos(t.elapsed()));
-    }
-    /// A prefetch is done: `valid` bytes (`None`: it failed) after `ns`.
-    fn land_prefetch(&self, p: Prefetch, valid: Option<usize>, ns: u64) {
-        self.depth.end(valid.map(|_| ns));
+        let valid = err.is_none().then_some(n);
+        self.depth.end(valid.map(|_| nanos(t.elapsed())));
         let mut st = self.lock();
         st.ra.land(p, valid);
         st.prefetching -= 1;

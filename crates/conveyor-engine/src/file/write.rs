@@ -570,16 +570,7 @@ fn write_all(
     let mut done = 0usize;
     let mut end = at.map(|o| o + len as u64);
     while done < len {
-        let mut skip = done;
-        let mut slices: Vec<&[u8]> = Vec::with_capacity(parts.len());
-        for s in parts {
-            if skip >= s.len() {
-                skip -= s.len();
-                continue;
-            }
-            slices.push(&s[skip..]);
-            skip = 0;
-        }
+        let slices = skip(parts, done);
         let r = match at {
             Some(o) => backend.pwritev(&slices, o + done as u64),
             None => backend.append(&slices).map(|(n, e)| {

@@ -14,6 +14,25 @@ pub const K: usize = 1 << 10;
 pub const M: usize = 1 << 20;
 pub const BLOCK: usize = 4096;
 
+/// A backend over the real file `path` (created if missing): one
+/// read-write descriptor, and one `O_APPEND` for append writes.
+pub fn file_backend(path: &std::path::Path) -> Arc<conveyor_engine::FileBackend> {
+    let open = |append: bool| {
+        std::fs::OpenOptions::new()
+            .read(!append)
+            .write(true)
+            .append(append)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .expect("open")
+    };
+    Arc::new(conveyor_engine::FileBackend::new(
+        open(false),
+        Some(open(true)),
+    ))
+}
+
 pub fn key(ino: u64) -> FileKey {
     FileKey { dev: 1, ino }
 }

@@ -144,7 +144,7 @@ pub fn spawn_thread(
 }
 
 /// Run first in every thread of the shim, including the engine's workers
-/// (`Engine::with_thread_start`): see [`spawn_thread`].
+/// (`conveyor_engine::Hooks::thread_start`): see [`spawn_thread`].
 pub fn thread_start() {
     block_signals();
 }
