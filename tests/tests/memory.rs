@@ -30,6 +30,7 @@ for t in threads: t.join()
 for fd in files: os.close(fd)
 hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1]
 print("errors", len(errors))
+for e in errors[:4]: print("error", repr(e))
 print("hwm_kib", hwm)
 "#;
 
@@ -48,7 +49,11 @@ fn thousand_files_eight_threads_under_the_cap() {
         .shimmed(&fs.mnt());
     ok(&out, "the writer under the shim");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("errors 0"), "a writer failed: {text}");
+    assert!(
+        text.contains("errors 0"),
+        "a writer failed: {text}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     eprintln!("{text}");
     let hwm_kib: u64 = text
         .lines()

@@ -10,6 +10,12 @@
 //! each request's completion, which may submit what comes next (the rest of
 //! a short write, the file's next batch).
 //!
+//! The kernel ties a request it cannot finish at once to the thread that
+//! submitted it: when that thread ends (a program's worker thread, a
+//! Python `threading.Thread`), the requests it left waiting for one of its
+//! io_uring workers are cancelled unstarted (`ECANCELED`). The reaper hands each of those to the pool,
+//! which does it the blocking way, so no write is lost to a thread's end.
+//!
 //! The pool stays: a request the ring cannot take now (the queue is full)
 //! runs there the blocking way ([`Request::run_blocking`]), as does every
 //! file whose backend offers no descriptor for the ring, and every request
@@ -312,6 +318,16 @@ fn reap(inner: Arc<Inner>) {
             // SAFETY: `data` is the address `push` leaked for this entry,
             // and each entry completes once.
             let r = *unsafe { Box::from_raw(data as *mut Boxed) };
+            if res == -libc::ECANCELED {
+                // Nothing here cancels a request (no links, no
+                // cancel entries): the kernel did, because the thread that
+                // submitted it ended before the request ran (its io_uring
+                // workers end with it). Programs end threads all the time;
+                // the request was not done at all, so it is done now, on
+                // the pool, by a thread that lasts.
+                ring.refuse([r]);
+                continue;
+            }
             // A panicking completion must not take the reaper with it.
             let _ =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.complete(res, &ring)));
@@ -435,5 +451,88 @@ mod tests {
         seen.sort_unstable();
         assert_eq!(seen, (0..7).collect::<Vec<_>>());
         ring.stop();
+    }
+
+    /// A read of 8 bytes from a pipe, forced to the submitting thread's
+    /// io_uring workers (where a FUSE write goes too); reports the ring's
+    /// result, or `None` when it ran on the pool.
+    struct PipeRead {
+        id: usize,
+        fd: RawFd,
+        buf: Box<[u8; 8]>,
+        done: mpsc::Sender<(usize, Option<i32>)>,
+    }
+
+    impl Request for PipeRead {
+        fn entry(&mut self) -> squeue::Entry {
+            opcode::Read::new(types::Fd(self.fd), self.buf.as_mut_ptr(), 8)
+                .build()
+                .flags(squeue::Flags::ASYNC)
+        }
+        fn complete(self: Box<Self>, res: i32, _ring: &Ring) {
+            let _ = self.done.send((self.id, Some(res)));
+        }
+        fn run_blocking(self: Box<Self>) {
+            let _ = self.done.send((self.id, None));
+        }
+    }
+
+    /// A thread submits two reads and ends: the kernel cancels the one
+    /// waiting for a worker. Each is done again on the pool; no completion sees `ECANCELED` (a
+    /// write batch once failed with it, and its data was lost).
+    #[test]
+    fn requests_left_by_a_thread_that_ended_are_done_on_the_pool() {
+        let ring = match Ring::new(Pool::new(2, || {}), 4, Hooks::default()) {
+            Ok(r) => r,
+            Err(e) => return eprintln!("io_uring unavailable: {e}"),
+        };
+        // One worker per thread, so the second read waits unstarted.
+        if let Err(e) = ring
+            .inner
+            .uring
+            .submitter()
+            .register_iowq_max_workers(&mut [1, 1])
+        {
+            return eprintln!("no io_uring worker limits on this kernel: {e}");
+        }
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        let (tx, rx) = mpsc::channel();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let reads = (0..2).map(|id| -> Boxed {
+                    Box::new(PipeRead {
+                        id,
+                        fd: fds[0],
+                        buf: Box::new([0; 8]),
+                        done: tx.clone(),
+                    })
+                });
+                ring.submit(reads.collect());
+            });
+        });
+        // The thread has ended. A read the kernel did not end waits for
+        // data: there is enough for both.
+        // SAFETY: writes 16 bytes from a live buffer to our own pipe.
+        let wrote = unsafe { libc::write(fds[1], [7u8; 16].as_ptr().cast(), 16) };
+        assert_eq!(wrote, 16);
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            let (id, res) = rx
+                .recv_timeout(Duration::from_secs(20))
+                .unwrap_or_else(|_| panic!("a read never ended; ended: {seen:?}"));
+            seen.push((id, res));
+        }
+        assert!(
+            !seen.contains(&(0, Some(-libc::ECANCELED)))
+                && !seen.contains(&(1, Some(-libc::ECANCELED))),
+            "a cancelled request was completed as failed: {seen:?}"
+        );
+        ring.stop();
+        for fd in fds {
+            // SAFETY: our own descriptors, closed once.
+            unsafe { libc::close(fd) };
+        }
     }
 }
