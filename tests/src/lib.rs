@@ -144,6 +144,13 @@ impl Run {
     pub fn shimmed(mut self, paths: &Path) -> (Output, HashMap<String, u64>) {
         let counts = TempDir::new("counts");
         let file = counts.path().join("counts-%p");
+        self.preload(paths).env("CONVEYOR_TEST_COUNTS", &file);
+        let out = self.cmd.output().expect("run program under the shim");
+        (out, read_counts(counts.path()))
+    }
+
+    /// The shim preloaded, managing `paths` (see [`Run::shimmed`]).
+    fn preload(&mut self, paths: &Path) -> &mut Command {
         if !self
             .cmd
             .get_envs()
@@ -154,9 +161,18 @@ impl Run {
         self.cmd
             .env("LD_PRELOAD", shim())
             .env("CONVEYOR_PATHS", paths)
-            .env("CONVEYOR_TEST_COUNTS", &file);
-        let out = self.cmd.output().expect("run program under the shim");
-        (out, read_counts(counts.path()))
+    }
+
+    /// As [`Run::shimmed`], but started with stdin and stdout piped (stderr
+    /// too) and returned running, for a test that feeds it, reads it as it
+    /// goes, or kills it. Keep the directory returned until it ended.
+    pub fn spawn_shimmed(mut self, paths: &Path) -> (std::process::Child, TempDir) {
+        self.preload(paths)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let child = self.cmd.spawn().expect("start program under the shim");
+        (child, self._live)
     }
 }
 

@@ -759,7 +759,7 @@ fn reference_matches_the_binary() {
         v.dedup();
         v
     };
-    for sub in ["run", "doctor", "report", "top", "generate"] {
+    for sub in ["run", "doctor", "report", "top", "generate", "flusher"] {
         let out = conveyor_in(dir.path(), &[sub, "--help"], &[]);
         ok(&out, &format!("{sub} --help"));
         let help = stdout(&out);

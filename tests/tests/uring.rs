@@ -165,8 +165,8 @@ print("parent rings", before, "child status", status)
 #[test]
 fn a_refused_ring_leaves_the_work_to_the_pool_with_one_line() {
     let dir = TempDir::new("noring");
-    let bin = dir.path().join("noring");
-    compile_c(&root().join("tests/c/noring.c"), &bin, &[]);
+    let bin = dir.path().join("refuse");
+    compile_c(&root().join("tests/c/refuse.c"), &bin, &[]);
     let fs = SlowFs::mount(&["--latency-ms", "1"]);
     let mnt = fs.mnt();
     let src = dir.path().join("in.bin");
@@ -175,6 +175,7 @@ fn a_refused_ring_leaves_the_work_to_the_pool_with_one_line() {
     let (out, _) = Run::new(
         bin.to_str().unwrap(),
         &[
+            "io_uring_setup",
             "dd",
             &format!("if={}", src.display()),
             "of=out.bin",

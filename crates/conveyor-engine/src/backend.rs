@@ -58,6 +58,13 @@ pub trait Backend: Send + Sync + 'static {
         let _ = append;
         None
     }
+    /// The file's path now (absolute), where the flusher finds it should
+    /// the process die with data of it in the journal; `None` leaves the
+    /// name the file was opened with. The shim reads its descriptor's
+    /// link in `/proc/self/fd`, which follows renames made before.
+    fn path(&self) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 /// A [`Backend`] over a `std::fs::File`, used by benchmarks and examples

@@ -106,7 +106,7 @@ impl fmt::Display for ExecutorError {
 impl std::error::Error for ExecutorError {}
 
 /// Bytes in one write-behind segment: the unit of buffer memory.
-pub(crate) const SEGMENT: usize = 64 << 10;
+pub(crate) const SEGMENT: usize = conveyor_journal::SEGMENT;
 
 impl Default for Config {
     fn default() -> Config {

@@ -3,12 +3,14 @@
 
 use crate::backend::Backend;
 use crate::budget::Budget;
+pub use crate::budget::Journaling;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, Executor};
 use crate::file::{File, Shared};
 use crate::handle::{Handle, Mode};
 use crate::pool::Pool;
 use crate::stats::{Counters, Snapshot};
+use conveyor_journal::Journal;
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -89,6 +91,11 @@ pub struct Hooks {
     /// Told that a descriptor `private_fd` returned was closed (a ring
     /// whose setup failed after it): the shim stops protecting the number.
     pub forget_fd: fn(RawFd),
+    /// Called, before the write returns, when the journal (see
+    /// [`Engine::with_journal`]) first holds data of a file: the embedder
+    /// makes sure a flusher watches the journal (the shim connects to
+    /// one). Called for each file named there; cheap once it is done.
+    pub watch: fn(),
 }
 
 impl Default for Hooks {
@@ -97,6 +104,7 @@ impl Default for Hooks {
             thread_start: || {},
             private_fd: |fd| fd,
             forget_fd: |_| {},
+            watch: || {},
         }
     }
 }
@@ -117,16 +125,34 @@ impl Engine {
     /// As `new`, with what the embedder does for the engine's threads and
     /// descriptors.
     pub fn with_hooks(cfg: Config, hooks: Hooks) -> Engine {
-        Engine::build(cfg, hooks, Arc::new(SystemClock))
+        Engine::build(cfg, hooks, Arc::new(SystemClock), None)
+    }
+
+    /// As `with_hooks`, with write-behind segments in the slots of a
+    /// journal (crash-safe write-behind: see `conveyor_journal`), made
+    /// at the first segment when `journal` says so; each file with data
+    /// there is named in it, and `Hooks::watch` called.
+    pub fn with_journal(cfg: Config, hooks: Hooks, journal: Journaling) -> Engine {
+        Engine::build(cfg, hooks, Arc::new(SystemClock), Some(journal))
+    }
+
+    /// The journal, if the engine keeps one.
+    pub fn journal(&self) -> Option<&Arc<Journal>> {
+        self.shared.budget.journal()
     }
 
     /// As `new`, with the age rules (`Config::max_age`) reading `clock`
     /// instead of the real clock: tests move time by hand.
     pub fn with_clock(cfg: Config, clock: Arc<dyn Clock>) -> Engine {
-        Engine::build(cfg, Hooks::default(), clock)
+        Engine::build(cfg, Hooks::default(), clock, None)
     }
 
-    fn build(cfg: Config, hooks: Hooks, clock: Arc<dyn Clock>) -> Engine {
+    fn build(
+        cfg: Config,
+        hooks: Hooks,
+        clock: Arc<dyn Clock>,
+        journal: Option<Journaling>,
+    ) -> Engine {
         let cfg = cfg.normalized();
         let totals = Arc::new(Counters::default());
         totals
@@ -137,7 +163,8 @@ impl Engine {
             ring: std::sync::OnceLock::new(),
             hooks,
             depths: Mutex::new(HashMap::new()),
-            budget: Arc::new(Budget::new(cfg.max_memory)),
+            budget: Arc::new(Budget::new(cfg.max_memory, journal)),
+            next_file: AtomicU64::new(1),
             totals,
             closed: Mutex::new(VecDeque::new()),
             deferrals: Arc::new(crate::defer::Deferrals::new(hooks.thread_start)),
@@ -238,7 +265,13 @@ impl Engine {
                     files.retain(|_, w| w.strong_count() > 0);
                 }
                 let depth = self.shared.depth(key.dev);
-                let f = Arc::new(File::new(Arc::clone(&self.shared), name, backend, depth));
+                let f = Arc::new(File::new(
+                    Arc::clone(&self.shared),
+                    key,
+                    name,
+                    backend,
+                    depth,
+                ));
                 files.insert(key, Arc::downgrade(&f));
                 f
             }

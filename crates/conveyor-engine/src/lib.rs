@@ -175,7 +175,8 @@ pub use config::{
     parse_duration, parse_log_level, parse_size, Config, DurationError, Executor, ExecutorError,
     LevelError, SizeError,
 };
-pub use engine::{Attrs, Engine, FileKey, FileReport, Gauges, Hooks};
+pub use conveyor_journal as journal;
+pub use engine::{Attrs, Engine, FileKey, FileReport, Gauges, Hooks, Journaling};
 pub use error::{Errno, Result};
 pub use handle::{Handle, Mode};
 pub use ring::io_uring_available;

@@ -7,8 +7,14 @@
 //! are adjacent in the file, so each batch is one vectored write. Ordering:
 //! a batch that overlaps an in-flight one waits for it, and append batches
 //! run alone, so overlapping data always reaches storage oldest first.
+//!
+//! With a journal, each segment is a journal slot and each extent has a
+//! record there, kept in step: published once its bytes are in place,
+//! grown as coalesced writes extend it, marked issued when a batch takes
+//! it and done when the batch completes (or the extent is discarded), so
+//! that the flusher can write what is not done if the process dies.
 
-use crate::budget::Budget;
+use crate::budget::{Budget, SegData};
 use crate::config::SEGMENT;
 use crate::index::{Entry, Index};
 use std::collections::{BTreeMap, VecDeque};
@@ -28,7 +34,7 @@ struct Segment {
     // Invariant: only the write path mutates `data` (through `Arc::get_mut`,
     // so never while a batch holds a clone), and only by appending or by
     // overwriting bytes of an extent that is not yet issued.
-    data: Arc<Vec<u8>>,
+    data: Arc<SegData>,
     extents: Vec<Extent>,
     // Extents of this segment not yet completed (written or discarded).
     incomplete: usize,
@@ -45,7 +51,7 @@ pub(crate) struct Batch {
     /// Written with a real append rather than at `offset`.
     pub append: bool,
     /// The bytes, in order.
-    pub parts: Vec<(Arc<Vec<u8>>, Range<usize>)>,
+    pub parts: Vec<(Arc<SegData>, Range<usize>)>,
 }
 
 struct InFlight {
@@ -100,6 +106,8 @@ pub(crate) struct WriteBuffer {
     done: Done,
     inflight: Vec<InFlight>,
     held: usize,
+    // The file's number in the journal.
+    owner: u64,
     // Bytes of the extents not yet handed to a batch.
     unissued: usize,
     /// Adaptive memory limit of this file.
@@ -109,7 +117,9 @@ pub(crate) struct WriteBuffer {
 }
 
 impl WriteBuffer {
-    pub fn new(limit: usize) -> WriteBuffer {
+    /// An empty buffer of `limit` bytes for the file numbered `owner` in
+    /// the journal.
+    pub fn new(limit: usize, owner: u64) -> WriteBuffer {
         WriteBuffer {
             segs: VecDeque::new(),
             front: 0,
@@ -120,6 +130,7 @@ impl WriteBuffer {
             done: Done::default(),
             inflight: Vec::new(),
             held: 0,
+            owner,
             unissued: 0,
             limit,
             peak: 0,
@@ -174,15 +185,17 @@ impl WriteBuffer {
             return Put::Took(n);
         }
         let room = match self.segs.back_mut() {
-            Some(t) => Arc::get_mut(&mut t.data).map_or(0, |d| SEGMENT - d.len()),
-            None => 0,
+            Some(t) if t.data.has_record(t.extents.len()) => {
+                Arc::get_mut(&mut t.data).map_or(0, |d| SEGMENT - d.len())
+            }
+            _ => 0,
         };
         if room == 0 {
             if self.held + SEGMENT > self.limit || !budget.try_reserve(SEGMENT) {
                 return Put::Full;
             }
             self.segs.push_back(Segment {
-                data: Arc::new(budget.segment()),
+                data: Arc::new(budget.segment(self.owner)),
                 extents: Vec::new(),
                 incomplete: 0,
             });
@@ -198,8 +211,8 @@ impl WriteBuffer {
             return Put::Full;
         };
         let pos = buf.len();
-        let n = data.len().min(SEGMENT - pos);
-        buf.extend_from_slice(&data[..n]);
+        let n = buf.push(data);
+        buf.record(tail.extents.len(), seq, off, pos, n, append);
         tail.extents.push(Extent {
             seq,
             off,
@@ -240,8 +253,9 @@ impl WriteBuffer {
         }
         let buf = Arc::get_mut(&mut tail.data)?;
         let overlap = data.len().min(last.len - rel);
-        buf[last.pos + rel..last.pos + rel + overlap].copy_from_slice(&data[..overlap]);
-        buf.extend_from_slice(&data[overlap..]);
+        buf.overwrite(last.pos + rel, &data[..overlap]);
+        buf.push(&data[overlap..]);
+        tail.data.grow(tail.extents.len() - 1, new_len);
         if let Some(l) = tail.extents.last_mut() {
             l.len = new_len;
         }
@@ -316,12 +330,13 @@ impl WriteBuffer {
                 return None;
             }
         }
-        let mut parts: Vec<(Arc<Vec<u8>>, Range<usize>)> = Vec::new();
+        let mut parts: Vec<(Arc<SegData>, Range<usize>)> = Vec::new();
         let mut segs: Vec<(u64, usize)> = Vec::new();
         let mut at = self.cursor;
         for _ in 0..count {
             let seg = &self.segs[(at.0 - self.front) as usize];
             let e = seg.extents[at.1];
+            seg.data.issued(at.1);
             match parts.last_mut() {
                 Some((d, r)) if Arc::ptr_eq(d, &seg.data) && r.end == e.pos => r.end += e.len,
                 _ => parts.push((Arc::clone(&seg.data), e.pos..e.pos + e.len)),
@@ -364,6 +379,11 @@ impl WriteBuffer {
         for (id, n) in &f.segs {
             if let Some(s) = self.segs.get_mut((id - self.front) as usize) {
                 s.incomplete -= n;
+                for (i, e) in s.extents.iter().enumerate() {
+                    if f.seqs.contains(&e.seq) {
+                        s.data.done(i);
+                    }
+                }
             }
         }
         self.done.add(f.seqs);
@@ -380,7 +400,9 @@ impl WriteBuffer {
         let mut at = self.cursor;
         while let Some(e) = self.extent_at(at) {
             lost += e.len as u64;
-            self.segs[(at.0 - self.front) as usize].incomplete -= 1;
+            let s = &mut self.segs[(at.0 - self.front) as usize];
+            s.incomplete -= 1;
+            s.data.done(at.1);
             at = self.step(at);
         }
         self.cursor = at;
@@ -401,6 +423,8 @@ impl WriteBuffer {
             self.held -= SEGMENT;
             match Arc::try_unwrap(s.data) {
                 Ok(buf) => budget.recycle(buf),
+                // Not reached (a batch's references are dropped before it
+                // completes); the memory goes when the last one does.
                 Err(_) => budget.release(SEGMENT),
             }
         }

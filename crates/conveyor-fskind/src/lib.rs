@@ -152,6 +152,20 @@ impl Close {
     }
 }
 
+/// Whether write-behind is crash-safe (`CONVEYOR_CRASH_SAFE`): `on` keeps
+/// pending writes in a shared-memory journal a flusher process writes
+/// should the program die; `off` (the default, also when unset or empty)
+/// keeps them in the process. Read by the shim, checked by the launcher.
+pub fn parse_crash_safe(v: &str) -> Result<bool, String> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "" | "off" | "0" | "no" => Ok(false),
+        "on" | "1" | "yes" => Ok(true),
+        _ => Err(format!(
+            "CONVEYOR_CRASH_SAFE: {v:?} is not a setting (expected on or off)"
+        )),
+    }
+}
+
 /// A local filesystem whose first opens timed by the shim took at least
 /// this long ([`SLOW_LOCAL_OPENS`] of them in a row) is treated as slow
 /// storage: its requests reach a slow device, not the page cache.

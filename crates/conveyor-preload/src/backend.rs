@@ -531,6 +531,17 @@ impl Backend for RawBackend {
     // outlives the call that submitted it, and the program may close its
     // descriptor as soon as its own call returns. A lent backend takes
     // its duplicate here, as its first request on a worker would.
+    fn path(&self) -> Option<Vec<u8>> {
+        // Only a descriptor open now, without taking one: the program's
+        // own in its call on it, else the private one.
+        let fd = match (self.taken(), &self.lent) {
+            (Some(fd), _) => fd,
+            (None, Some(l)) if LENT.with(Cell::get) == l.fd && !self.is_released() => l.fd,
+            _ => return None,
+        };
+        crate::identity::fd_path(fd)
+    }
+
     fn ring_fd(&self, append: bool) -> Option<c_int> {
         if self.is_released() {
             return None;

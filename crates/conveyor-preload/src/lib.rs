@@ -26,6 +26,7 @@
 //! | `state` | the shim's state: the engine (a new one in a forked child), reached only inside the guard, and the selected paths |
 //! | `settings` | settings from the environment, parsed once in the constructor |
 //! | `guard` | the re-entry guard and its token (`guard::Inside`: the engine is reached only with one), errno saved and restored, panics turned into `EIO`; `guard::deferred` runs what was held back as a thread leaves the shim (the program's signal handlers); `guard::spawn_thread` starts every shim thread with signals blocked |
+//! | `crash` | crash-safe write-behind: the journal in shared memory and the connection that hands it to the flusher |
 //! | `backend` | the engine's storage: real libc calls on private `O_CLOEXEC` descriptors at high numbers, or on the program's own descriptor in the program's calls on it until a worker needs one (`backend::lend`) |
 //! | `real` | every real function resolved with `dlsym(RTLD_NEXT)` in the constructor (`dlvsym` for `__fxstat`-era names); a missing one fails with `ENOSYS` |
 //! | `log` | the `tracing` subscriber: one line per event in a fixed buffer, written with the real `write` to the shim's copy of stderr or `CONVEYOR_LOG_FILE`; per-call-site rate limit |
@@ -104,6 +105,7 @@
 
 mod backend;
 mod counts;
+mod crash;
 mod desc;
 mod fdtable;
 mod fskind;

@@ -4,7 +4,8 @@
 //! `CONVEYOR_MAX_AGE`, `CONVEYOR_DEFER_LIMIT`), the executor
 //! (`CONVEYOR_EXECUTOR`), the selected paths (`CONVEYOR_PATHS`,
 //! canonicalised and normalised), the mode (`CONVEYOR_MODE`) and the close
-//! mode (`CONVEYOR_CLOSE`). A bad value is reported by the caller,
+//! mode (`CONVEYOR_CLOSE`), crash safety (`CONVEYOR_CRASH_SAFE`,
+//! `CONVEYOR_FLUSHER`). A bad value is reported by the caller,
 //! naming the variable and the expected form.
 
 use conveyor_engine::{parse_duration, parse_size, Config, Executor};
@@ -41,6 +42,19 @@ pub fn mode() -> Result<Mode, Bad> {
 /// The close mode from `CONVEYOR_CLOSE` (`wait` when unset or empty).
 pub fn close() -> Result<Close, Bad> {
     Close::parse(var("CONVEYOR_CLOSE").as_deref().unwrap_or("")).map_err(Bad)
+}
+
+/// `CONVEYOR_CRASH_SAFE` (off when unset or empty).
+pub fn crash_safe() -> Result<bool, Bad> {
+    conveyor_fskind::parse_crash_safe(var("CONVEYOR_CRASH_SAFE").as_deref().unwrap_or(""))
+        .map_err(Bad)
+}
+
+/// `CONVEYOR_FLUSHER`: the flusher's socket (`None` when unset or empty).
+pub fn flusher() -> Option<std::path::PathBuf> {
+    std::env::var_os("CONVEYOR_FLUSHER")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
 }
 
 /// `CONVEYOR_STDOUT_BUFFER`: stdout's buffer size when descriptor 1 is a

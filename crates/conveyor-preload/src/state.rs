@@ -7,7 +7,7 @@
 
 use crate::log;
 use crate::settings::{self, Bad};
-use conveyor_engine::Engine;
+use conveyor_engine::{Engine, Journaling};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
@@ -28,6 +28,20 @@ pub struct Shim {
     pub close: settings::Close,
     /// `CONVEYOR_STDOUT_BUFFER`, if set (`ops::stream::widen_stdout`).
     pub stdout_buffer: Option<usize>,
+    /// Whether write-behind is crash-safe (`CONVEYOR_CRASH_SAFE`).
+    pub crash_safe: bool,
+    /// `CONVEYOR_FLUSHER`: the flusher's socket.
+    pub flusher: Option<std::path::PathBuf>,
+}
+
+/// An engine with `cfg`; with `crash_safe`, its segments in a journal
+/// made at the first one (`crash::make`).
+fn engine(cfg: conveyor_engine::Config, crash_safe: bool) -> Engine {
+    if crash_safe {
+        Engine::with_journal(cfg, hooks(), Journaling::Lazy(crate::crash::make))
+    } else {
+        Engine::with_hooks(cfg, hooks())
+    }
 }
 
 /// How many generations of forked children (a child of a child...) get a
@@ -68,12 +82,14 @@ pub fn fork_child() {
     let Some(parent) = get() else { return };
     let next = GEN.load(Ordering::Acquire) + 1;
     let fresh = Shim {
-        engine: Engine::with_hooks(parent.engine.config().clone(), hooks()),
+        engine: engine(parent.engine.config().clone(), parent.crash_safe),
         paths: parent.paths.clone(),
         named_paths: parent.named_paths.clone(),
         mode: parent.mode,
         close: parent.close,
         stdout_buffer: parent.stdout_buffer,
+        crash_safe: parent.crash_safe,
+        flusher: parent.flusher.clone(),
     };
     match SHIM.get(next) {
         Some(slot) if slot.set(fresh).is_ok() => {
@@ -93,6 +109,7 @@ fn hooks() -> conveyor_engine::Hooks {
         thread_start: crate::guard::thread_start,
         private_fd: |fd| crate::backend::track(crate::backend::place_high(fd)),
         forget_fd: crate::backend::untrack,
+        watch: crate::crash::watch,
     }
 }
 
@@ -144,6 +161,9 @@ pub fn init() {
     let Some(stdout_buffer) = usable(settings::stdout_buffer()) else {
         return;
     };
+    let Some(crash_safe) = usable(settings::crash_safe()) else {
+        return;
+    };
     let paths = settings::paths(&raw);
     let named_paths = raw
         .split(':')
@@ -158,12 +178,14 @@ pub fn init() {
     OWNER.store(unsafe { libc::getpid() }, Ordering::Relaxed);
     if SHIM[0]
         .set(Shim {
-            engine: Engine::with_hooks(cfg, hooks()),
+            engine: engine(cfg, crash_safe),
             paths,
             named_paths,
             mode,
             close,
             stdout_buffer,
+            crash_safe,
+            flusher: settings::flusher(),
         })
         .is_ok()
     {

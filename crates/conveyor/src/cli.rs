@@ -69,6 +69,11 @@ pub struct RunArgs {
     /// close returned is printed at the end and makes the exit status non-zero.
     #[arg(long)]
     pub relaxed_close: bool,
+    /// Crash-safe write-behind (CONVEYOR_CRASH_SAFE=on): pending writes live in shared memory, and
+    /// a flusher process started for the command's process tree writes them should a process be
+    /// killed (SIGKILL, a crash, the OOM killer) before it could. Replaces CONVEYOR_CRASH_SAFE.
+    #[arg(long)]
+    pub crash_safe: bool,
     /// Where background requests run: pool (default: worker threads) or uring (write batches on
     /// io_uring; prefetches, and everything where the kernel refuses io_uring, on the pool).
     /// Replaces CONVEYOR_EXECUTOR.
@@ -151,6 +156,30 @@ or, with --once, when a file was skipped; 2 for bad arguments."
         /// Directory of live files (default: CONVEYOR_LIVE_DIR, else /dev/shm/conveyor-$UID).
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+    },
+    /// Write what crashed programs acknowledged and had not written (crash-safe write-behind).
+    #[command(
+        after_help = "Example:\n  mkdir -m 700 /tmp/cf && conveyor flusher --socket /tmp/cf/s --detach\n  \
+CONVEYOR_CRASH_SAFE=on CONVEYOR_FLUSHER=/tmp/cf/s LD_PRELOAD=.../libconveyor_preload.so CONVEYOR_PATHS=/mnt/data app\n\n\
+`conveyor run --crash-safe` starts one for the command's process tree; start one yourself for\n\
+programs run with LD_PRELOAD. The socket's directory must be yours and closed to others.\n\
+Exit status: 0 when it served until done (or another flusher listens there already); 1 when\n\
+the socket cannot be used; 2 for bad arguments."
+    )]
+    Flusher {
+        /// The Unix socket to listen on (CONVEYOR_FLUSHER of the programs it serves).
+        #[arg(long, value_name = "PATH")]
+        socket: PathBuf,
+        /// Return once the socket listens, and go on in the background (a new session).
+        #[arg(long)]
+        detach: bool,
+        /// End when process PID is gone and no program is connected (default: when the first
+        /// programs are done and none is connected).
+        #[arg(long, value_name = "PID")]
+        watch: Option<i32>,
+        /// With --detach, append messages to FILE (default: the stderr it was started with).
+        #[arg(long, value_name = "FILE")]
+        log: Option<PathBuf>,
     },
     /// Write man pages and shell completions (bash, zsh, fish) generated from these definitions.
     #[command(

@@ -6,6 +6,7 @@
 //! conveyor report [--json] FILE...
 //! conveyor top [--once] [--json] [--dir DIR]
 //! conveyor generate [--man DIR] [--completions DIR]
+//! conveyor flusher --socket PATH [--detach] [--watch PID] [--log FILE]
 //! ```
 //!
 //! Prepends `libconveyor_preload.so` to any existing `LD_PRELOAD`, sets
@@ -15,8 +16,9 @@
 //! command as a child instead and passes its status through. `doctor` says
 //! whether paths would be accelerated and why; `report` merges the stats
 //! reports of a process tree; `top` shows the processes using the shim now;
-//! `generate` writes man pages and shell completions. The launcher never
-//! links the shim.
+//! `generate` writes man pages and shell completions; `flusher` writes
+//! what crashed programs acknowledged (crash-safe write-behind). The
+//! launcher never links the shim.
 //!
 //! Exit statuses shared by the subcommands: 0 success, 1 something the
 //! command was asked to look at could not be used (a skipped report, an
@@ -27,6 +29,7 @@ mod cli;
 mod doctor;
 mod embedded;
 mod find;
+mod flusher;
 mod generate;
 mod live_doc;
 mod owned;
@@ -73,6 +76,15 @@ fn main() -> ExitCode {
         Cmd::Doctor { paths, targets } => doctor::doctor(&paths, &targets),
         Cmd::Report { json, files } => report::report(&files, json),
         Cmd::Top { once, json, dir } => top::top(dir.as_deref(), once, json),
+        Cmd::Flusher {
+            socket,
+            detach,
+            watch,
+            log,
+        } => {
+            let until = watch.map_or(flusher::Until::Idle, flusher::Until::Gone);
+            flusher::flusher(&socket, until, detach, log.as_deref())
+        }
         Cmd::Generate { man, completions } => {
             generate::generate(man.as_deref(), completions.as_deref())
         }

@@ -241,6 +241,13 @@ pub fn run(a: RunArgs) -> ExitCode {
     if let Some(e) = &a.executor {
         set.push(("CONVEYOR_EXECUTOR", e.into(), Origin::Option("--executor")));
     }
+    if a.crash_safe {
+        set.push((
+            "CONVEYOR_CRASH_SAFE",
+            "on".into(),
+            Origin::Option("--crash-safe"),
+        ));
+    }
     if a.relaxed_close {
         set.push((
             "CONVEYOR_CLOSE",
@@ -376,6 +383,20 @@ pub fn run(a: RunArgs) -> ExitCode {
     for (k, v, _) in &set {
         cmd.env(k, v);
     }
+    let crash_safe = lookup("CONVEYOR_CRASH_SAFE")
+        .and_then(|(v, _)| conveyor_fskind::parse_crash_safe(&v.to_string_lossy()).ok())
+        .unwrap_or(false);
+    if crash_safe && std::env::var_os("CONVEYOR_FLUSHER").is_none_or(|v| v.is_empty()) {
+        match start_flusher() {
+            Ok(socket) => {
+                cmd.env("CONVEYOR_FLUSHER", socket);
+            }
+            Err(e) => {
+                eprintln!("conveyor: cannot start the flusher: {e}");
+                return ExitCode::from(EXIT_LAUNCH);
+            }
+        }
+    }
     let progress = a.progress && std::io::stderr().is_terminal();
     if progress && std::env::var_os("CONVEYOR_LIVE_DIR").is_some_and(|d| d == "off") {
         eprintln!("conveyor: warning: --progress has nothing to show: CONVEYOR_LIVE_DIR=off turns the live files off");
@@ -397,6 +418,35 @@ pub fn run(a: RunArgs) -> ExitCode {
     }
     let err = cmd.exec();
     cannot_run(prog, &err)
+}
+
+/// Starts `conveyor flusher` for the command's process tree, with its
+/// socket in a fresh private directory; returns the socket once it
+/// listens. The flusher runs in a session of its own, ends once this
+/// process (the command, after the exec) is gone and no program is
+/// connected, and removes the directory; its messages (what it wrote for
+/// a killed process) go to this stderr.
+fn start_flusher() -> Result<PathBuf, String> {
+    let dir = supervise::PrivateDir::named("conveyor-flusher").map_err(|e| e.to_string())?;
+    let socket = dir.path().join("socket");
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let status = std::process::Command::new(exe)
+        .arg("flusher")
+        .arg("--socket")
+        .arg(&socket)
+        .arg("--detach")
+        .arg("--watch")
+        .arg(std::process::id().to_string())
+        .env_remove("LD_PRELOAD")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err(format!("conveyor flusher exited with {status}"));
+    }
+    dir.keep();
+    Ok(socket)
 }
 
 /// Says why the command could not be started; the shell's status for it.

@@ -43,6 +43,8 @@ pub const KNOWN: &[&str] = &[
     "CONVEYOR_MODE",
     "CONVEYOR_CLOSE",
     "CONVEYOR_EXECUTOR",
+    "CONVEYOR_CRASH_SAFE",
+    "CONVEYOR_FLUSHER",
     "CONVEYOR_LATE_ERRORS",
     "CONVEYOR_STATS",
     "CONVEYOR_LOG",
@@ -281,6 +283,44 @@ after this process's next exit, exec, fsync or lock"
         meaning,
         value: executor,
         problem,
+        notes: Vec::new(),
+    });
+
+    let crash = get("CONVEYOR_CRASH_SAFE").filter(|(s, _)| !s.trim().is_empty());
+    let flusher = get("CONVEYOR_FLUSHER").filter(|(s, _)| !s.is_empty());
+    let (meaning, problem) = match crash
+        .as_ref()
+        .map(|(s, _)| conveyor_fskind::parse_crash_safe(s))
+    {
+        None | Some(Ok(false)) => (
+            "off (default): pending writes are kept in each process; a killed process loses them".into(),
+            None,
+        ),
+        Some(Ok(true)) => (
+            "on: pending writes are kept in shared memory, and a flusher writes them if the process is killed"
+                .into(),
+            None,
+        ),
+        Some(Err(e)) => (
+            String::new(),
+            Some(format!("{e}; the shim would pass everything through")),
+        ),
+    };
+    out.push(Verdict {
+        name: "CONVEYOR_CRASH_SAFE",
+        meaning,
+        value: crash,
+        problem,
+        notes: Vec::new(),
+    });
+    out.push(Verdict {
+        name: "CONVEYOR_FLUSHER",
+        meaning: match &flusher {
+            None => "unset: `conveyor run --crash-safe` starts a flusher and sets it".into(),
+            Some((s, _)) => format!("the flusher's socket: {s}"),
+        },
+        value: flusher,
+        problem: None,
         notes: Vec::new(),
     });
 

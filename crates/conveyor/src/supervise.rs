@@ -24,7 +24,12 @@ pub struct PrivateDir(PathBuf);
 impl PrivateDir {
     /// A fresh `conveyor-run-XXXXXX` (mode 0700) in the temp directory.
     pub fn new() -> std::io::Result<PrivateDir> {
-        let template = std::env::temp_dir().join("conveyor-run-XXXXXX");
+        PrivateDir::named("conveyor-run")
+    }
+
+    /// A fresh `PREFIX-XXXXXX` (mode 0700) in the temp directory.
+    pub fn named(prefix: &str) -> std::io::Result<PrivateDir> {
+        let template = std::env::temp_dir().join(format!("{prefix}-XXXXXX"));
         let mut bytes = std::os::unix::ffi::OsStrExt::as_bytes(template.as_os_str()).to_vec();
         bytes.push(0);
         // SAFETY: mkdtemp rewrites the X's of a NUL-terminated buffer we own.
@@ -50,6 +55,13 @@ impl PrivateDir {
     /// Its path.
     pub fn path(&self) -> &Path {
         &self.0
+    }
+
+    /// Its path, and the directory no longer removed on drop (another
+    /// process owns it from now on).
+    pub fn keep(self) -> PathBuf {
+        let me = std::mem::ManuallyDrop::new(self);
+        me.0.clone()
     }
 }
 

@@ -44,6 +44,8 @@ pub(crate) struct Shared {
     /// Each filesystem's requests in flight and their limit, by device.
     pub depths: Mutex<HashMap<u64, Arc<Depth>>>,
     pub budget: Arc<Budget>,
+    /// The next file's number in the journal (from 1).
+    pub next_file: AtomicU64,
     pub totals: Arc<Counters>,
     pub closed: Mutex<VecDeque<(String, Arc<Counters>)>>,
     /// Time for the age rules (real time but in tests).
@@ -109,12 +111,30 @@ struct State {
     // Prefetches submitted and not yet landed: their requests use the
     // backend even after the handle that asked for them is gone.
     prefetching: usize,
+    // The file's entry in the journal's files table, once it has had
+    // pending data there.
+    named: Named,
+}
+
+/// Whether the journal names the file (for the flusher).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Named {
+    /// Not yet: no data of it was in the journal.
+    No,
+    /// In this entry of the files table.
+    Yes(u32),
+    /// The table could not take it (full, or the path too long): its data
+    /// is not protected, which was said once.
+    Failed,
 }
 
 /// One file (inode) as the engine sees it.
 pub(crate) struct File {
     pub shared: Arc<Shared>,
     pub name: String,
+    // The file's number in the journal, and its identity.
+    id: u64,
+    key: crate::engine::FileKey,
     pub rec: Recorder,
     // Handles open on the file. A worker finishing a batch may still hold
     // the file for a moment after the last handle closed; gauges count
@@ -139,6 +159,7 @@ enum Step {
 impl File {
     pub fn new(
         shared: Arc<Shared>,
+        key: crate::engine::FileKey,
         name: &str,
         backend: Arc<dyn Backend>,
         depth: Arc<Depth>,
@@ -152,9 +173,10 @@ impl File {
             .buffer_limit
             .store(cfg.initial_write_buffer as u64, Relaxed);
         rec.file.inflight_limit.store(1, Relaxed);
+        let id = shared.next_file.fetch_add(1, Relaxed);
         let st = State {
             backend,
-            wb: WriteBuffer::new(cfg.initial_write_buffer),
+            wb: WriteBuffer::new(cfg.initial_write_buffer, id),
             ra: ReadAhead::default(),
             stored: None,
             err_seq: 0,
@@ -165,8 +187,11 @@ impl File {
             wrote_since_seen: false,
             ready: VecDeque::new(),
             prefetching: 0,
+            named: Named::No,
         };
         File {
+            id,
+            key,
             name: name.to_string(),
             rec,
             handles: AtomicUsize::new(0),
@@ -208,7 +233,40 @@ impl File {
     }
     /// Takes `backend` for every later request of the file.
     pub fn set_backend(&self, backend: Arc<dyn Backend>) {
-        self.lock().backend = backend;
+        self.replace_backend(&mut self.lock(), backend);
+    }
+    fn replace_backend(&self, st: &mut State, backend: Arc<dyn Backend>) {
+        st.backend = backend;
+    }
+    /// Once the journal holds data of the file: names the file there and
+    /// has the embedder make sure a flusher watches the journal (once per
+    /// file: a flusher that went away is found again when a file is next
+    /// named).
+    fn protect(&self, st: &mut State) {
+        let Some(journal) = self.shared.budget.journal() else {
+            return;
+        };
+        if st.named == Named::No && !st.wb.is_idle() {
+            let path = st
+                .backend
+                .path()
+                .unwrap_or_else(|| self.name.as_bytes().to_vec());
+            st.named = match journal.name_file(self.id, self.key.dev, self.key.ino, &path) {
+                Some(e) => {
+                    (self.shared.hooks.watch)();
+                    Named::Yes(e)
+                }
+                None => {
+                    tracing::warn!(
+                        "{}: its pending data is not crash-safe (more than {} files with pending data, or a path longer than {} bytes)",
+                        self.name,
+                        conveyor_journal::FILES,
+                        conveyor_journal::MAX_PATH
+                    );
+                    Named::Failed
+                }
+            };
+        }
     }
 
     /// Replaces the backend when a new handle brings one that can do more
@@ -218,13 +276,13 @@ impl File {
     pub fn offer_backend(&self, backend: Arc<dyn Backend>) {
         let mut st = self.lock();
         if self.handles.load(Relaxed) == 0 {
-            st.backend = backend;
+            self.replace_backend(&mut st, backend);
             return;
         }
         let old = (st.backend.can_read(), st.backend.can_write());
         let new = (backend.can_read(), backend.can_write());
         if new != old && (new.0 || !old.0) && (new.1 || !old.1) {
-            st.backend = backend;
+            self.replace_backend(&mut st, backend);
         }
     }
     /// End of the pending data (0 when none): `fstat` reports the larger of
@@ -317,6 +375,10 @@ impl File {
 
 impl Drop for File {
     fn drop(&mut self) {
+        let named = self.st.get_mut().map(|s| s.named).unwrap_or(Named::No);
+        if let (Named::Yes(e), Some(j)) = (named, self.shared.budget.journal()) {
+            j.unname_file(e);
+        }
         if let Ok(mut closed) = self.shared.closed.lock() {
             if closed.len() >= CLOSED_ROWS {
                 closed.pop_front();

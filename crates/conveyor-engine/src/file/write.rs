@@ -108,6 +108,9 @@ impl File {
                 }
             }
         }
+        // The data is acknowledged when this returns: with a journal, the
+        // flusher must be able to reach the file from now on.
+        self.protect(&mut st);
         let next = st.wb.next_seq();
         st.ages.put(now, next);
         self.rec

@@ -6,6 +6,8 @@
 //! The locks, in the order every other path nests them (taken in this
 //! order here, so no fork can deadlock with a thread taking them):
 //!
+//! 0. `crash`'s connection to the flusher (connecting tracks the new
+//!    descriptor, lock 3);
 //! 1. `ops::retire`'s list of retired private descriptors;
 //! 2. `registry`'s shared-backend list, then `passthrough`'s files;
 //! 3. `backend`'s list of private descriptors;
@@ -23,6 +25,7 @@ use crate::{fdtable, state};
 /// the fork does not exist in the child, which would wait for it forever.
 /// Taken in the order every other path nests them.
 pub struct ForkHold {
+    _flusher: std::sync::MutexGuard<'static, ()>,
     _retired: std::sync::MutexGuard<'static, Vec<crate::ops::retire::Retired>>,
     backends: crate::registry::ForkHold,
     passed: crate::passthrough::ForkHold,
@@ -53,6 +56,7 @@ pub unsafe fn fork_as(name: &'static str) -> libc::pid_t {
 fn before_fork(name: &'static str) -> ForkHold {
     barrier(name, Reach::All);
     ForkHold {
+        _flusher: crate::crash::hold_for_fork(),
         _retired: crate::ops::retire::hold_for_fork(),
         backends: crate::registry::hold_for_fork(),
         passed: crate::passthrough::hold_for_fork(),
@@ -90,5 +94,8 @@ fn in_child(mut hold: ForkHold) {
         // SAFETY: the shim's own descriptor, which nothing in the child uses.
         unsafe { crate::real::close(ring) };
     }
+    crate::crash::in_child(&mut private);
+    // The new state tracks descriptors of its own (its journal's).
+    drop(private);
     state::fork_child();
 }

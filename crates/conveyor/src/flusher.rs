@@ -1,0 +1,316 @@
+//! `conveyor flusher`: the process that writes what a program acknowledged
+//! when the program dies before it could (crash-safe write-behind,
+//! `CONVEYOR_CRASH_SAFE=on`).
+//!
+//! The shim keeps its write-behind segments in a shared-memory journal
+//! (`conveyor_journal`) and, when it first holds data, connects to the
+//! flusher's socket and hands the journal over. The flusher then only
+//! waits: while the program lives, the program writes its data itself,
+//! exactly as without a flusher. When the connection ends (the program
+//! exited, exec'd or died, and with it every request it had in flight),
+//! the flusher reads the journal: a program that ended normally left
+//! nothing pending; one that was killed left the writes it acknowledged
+//! and had not written, which the flusher writes, oldest first, to each
+//! file it can still find as the same file (path, device and inode), and
+//! reports on stderr.
+//!
+//! Security: the socket's directory must be the caller's and closed to
+//! others; a connection from another user is refused (`SO_PEERCRED`); the
+//! journal must have the layout this version writes.
+
+use conveyor_engine::journal::{replay, wire, FileName, Journal, Pending, Target};
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// When the flusher ends.
+#[derive(Clone, Copy, Debug)]
+pub enum Until {
+    /// Once the first connections are over and none is left.
+    Idle,
+    /// Once process `pid` is gone (the command `conveyor run` started) and
+    /// no connection is left.
+    Gone(i32),
+}
+
+/// Runs the flusher on `socket` until `until`; with `detach`, returns as
+/// soon as the socket listens and goes on in a new session in the
+/// background (output to `log`, else nowhere).
+pub fn flusher(socket: &Path, until: Until, detach: bool, log: Option<&Path>) -> ExitCode {
+    let listener = match listen(socket) {
+        Ok(Some(l)) => l,
+        Ok(None) => return ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("conveyor flusher: {e}");
+            return ExitCode::from(crate::EXIT_SKIPPED);
+        }
+    };
+    if detach {
+        // SAFETY: no other thread exists yet; the child goes on alone.
+        match unsafe { libc::fork() } {
+            -1 => {
+                eprintln!("conveyor flusher: fork: {}", io::Error::last_os_error());
+                return ExitCode::from(crate::EXIT_SKIPPED);
+            }
+            0 => {
+                if let Err(e) = settle(log) {
+                    eprintln!("conveyor flusher: {e}");
+                }
+            }
+            // The parent: the socket listens (the child has it), so the
+            // command may connect as soon as this returns.
+            _ => return ExitCode::SUCCESS,
+        }
+    }
+    serve(listener, socket, until);
+    ExitCode::SUCCESS
+}
+
+/// A new session (no signal of the command's terminal reaches it), `/` as
+/// working directory (no mount kept busy), standard input and output on
+/// `/dev/null`, and messages to `log` (else to the stderr it was given).
+fn settle(log: Option<&Path>) -> io::Result<()> {
+    // SAFETY: no arguments; makes this process a session leader.
+    unsafe { libc::setsid() };
+    std::env::set_current_dir("/")?;
+    let null = File::options().read(true).write(true).open("/dev/null")?;
+    let err = match log {
+        Some(p) => File::options()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(p)?,
+        None => match std::io::stderr().as_fd().try_clone_to_owned() {
+            Ok(fd) => File::from(fd),
+            Err(_) => null.try_clone()?,
+        },
+    };
+    for (fd, from) in [(0, &null), (1, &null), (2, &err)] {
+        // SAFETY: duplicates our own descriptors onto the standard ones.
+        if unsafe { libc::dup2(from.as_raw_fd(), fd) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Binds `socket`, or `None` when a flusher already listens there. A
+/// socket left by a flusher that is gone is replaced.
+fn listen(socket: &Path) -> Result<Option<UnixListener>, String> {
+    let dir = socket
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let meta = std::fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    // SAFETY: no arguments.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me || meta.permissions().mode() & 0o022 != 0 {
+        return Err(format!(
+            "{} is not safe for the flusher's socket: it must be yours and not writable by others (chmod 700)",
+            dir.display()
+        ));
+    }
+    match UnixStream::connect(socket) {
+        Ok(_) => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            // A socket nobody listens on: left by a flusher that was killed.
+            let _ = std::fs::remove_file(socket);
+        }
+        Err(_) => {}
+    }
+    let l = UnixListener::bind(socket).map_err(|e| format!("{}: {e}", socket.display()))?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("{}: {e}", socket.display()))?;
+    Ok(Some(l))
+}
+
+fn serve(listener: UnixListener, socket: &Path, until: Until) {
+    let active = Arc::new(AtomicUsize::new(0));
+    let served = Arc::new(AtomicUsize::new(0));
+    {
+        let (active, served) = (Arc::clone(&active), Arc::clone(&served));
+        let socket = socket.to_path_buf();
+        let l = listener.try_clone().ok();
+        std::thread::spawn(move || watch(l, &socket, until, &active, &served));
+    }
+    for conn in listener.incoming() {
+        let Ok(conn) = conn else { continue };
+        active.fetch_add(1, Ordering::AcqRel);
+        served.fetch_add(1, Ordering::AcqRel);
+        let active = Arc::clone(&active);
+        std::thread::spawn(move || {
+            client(conn);
+            active.fetch_sub(1, Ordering::AcqRel);
+        });
+    }
+}
+
+/// Ends the process once `until` holds and no connection is left (checked
+/// every 50 ms): the socket goes first, so no program connects to a
+/// flusher about to exit.
+fn watch(
+    listener: Option<UnixListener>,
+    socket: &PathBuf,
+    until: Until,
+    active: &AtomicUsize,
+    served: &AtomicUsize,
+) {
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+        let over = match until {
+            Until::Idle => served.load(Ordering::Acquire) > 0,
+            // SAFETY: signal 0 only checks that the process exists.
+            Until::Gone(pid) => (unsafe { libc::kill(pid, 0) }) != 0,
+        };
+        if !over || active.load(Ordering::Acquire) > 0 {
+            continue;
+        }
+        let _ = std::fs::remove_file(socket);
+        if let Some(dir) = socket.parent() {
+            if dir
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("conveyor-flusher-"))
+            {
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
+        // A program that connected just before the socket went is served
+        // still.
+        if let Some(l) = &listener {
+            let _ = l.set_nonblocking(true);
+            while let Ok((conn, _)) = l.accept() {
+                let _ = conn.set_nonblocking(false);
+                client(conn);
+            }
+        }
+        if active.load(Ordering::Acquire) == 0 {
+            std::process::exit(0);
+        }
+    }
+}
+
+/// One program: its greeting, then the wait for its end, then what it
+/// left.
+fn client(mut conn: UnixStream) {
+    // SAFETY: no arguments.
+    let me = unsafe { libc::geteuid() };
+    match wire::peer_uid(conn.as_fd()) {
+        Ok(uid) if uid == me => {}
+        Ok(uid) => {
+            eprintln!("conveyor flusher: refused a connection from uid {uid}");
+            return;
+        }
+        Err(e) => {
+            eprintln!("conveyor flusher: {e}");
+            return;
+        }
+    }
+    let greeting = match wire::receive(conn.as_fd()) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("conveyor flusher: a connection without a journal: {e}");
+            return;
+        }
+    };
+    let journal = match Journal::open(greeting.journal) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("conveyor flusher: process {}: {e}", greeting.pid);
+            return;
+        }
+    };
+    // Nothing more comes; the end of the connection is the end of every
+    // copy of the program's socket.
+    let mut sink = [0u8; 64];
+    while matches!(conn.read(&mut sink), Ok(n) if n > 0) {}
+    let pending = journal.pending();
+    if pending.is_empty() {
+        return;
+    }
+    let names = journal.files();
+    let mut by_file: HashMap<u64, Vec<Pending>> = HashMap::new();
+    for p in pending {
+        by_file.entry(p.file).or_default().push(p);
+    }
+    for (id, records) in by_file {
+        let bytes: usize = records.iter().map(|r| r.data.len()).sum();
+        let res = match names.get(&id) {
+            Some(name) => write_file(name, &records),
+            None => Err("the journal does not name the file".to_string()),
+        };
+        let path = names.get(&id).map_or("?".into(), |n| {
+            String::from_utf8_lossy(&n.path).into_owned()
+        });
+        let mut err = io::stderr().lock();
+        let _ = match res {
+            Ok(n) => writeln!(
+                err,
+                "conveyor flusher: process {} ended with {bytes} bytes of {path} not yet written; wrote {n}",
+                greeting.pid
+            ),
+            Err(e) => writeln!(
+                err,
+                "conveyor flusher: process {} ended with {bytes} bytes of {path} not yet written; they are lost: {e}",
+                greeting.pid
+            ),
+        };
+    }
+}
+
+/// Writes one file's records, if `name` still names the same file.
+fn write_file(name: &FileName, records: &[Pending]) -> Result<u64, String> {
+    let path = Path::new(std::ffi::OsStr::from_bytes(&name.path));
+    let open = |append: bool| -> Result<File, String> {
+        let f = File::options()
+            .write(true)
+            .append(append)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY)
+            .open(path)
+            .map_err(|e| e.to_string())?;
+        let m = f.metadata().map_err(|e| e.to_string())?;
+        if (m.dev(), m.ino()) != (name.dev, name.ino) {
+            return Err("the path now names another file (renamed or replaced)".into());
+        }
+        Ok(f)
+    };
+    let mut t = FileTarget {
+        file: open(false)?,
+        appender: None,
+        open: &open,
+    };
+    replay(records, &mut t).map_err(|e| e.to_string())
+}
+
+struct FileTarget<'a> {
+    file: File,
+    appender: Option<File>,
+    open: &'a dyn Fn(bool) -> Result<File, String>,
+}
+
+impl Target for FileTarget<'_> {
+    fn write_at(&mut self, off: u64, data: &[u8]) -> io::Result<()> {
+        self.file.write_all_at(data, off)
+    }
+    fn append(&mut self, data: &[u8]) -> io::Result<()> {
+        if self.appender.is_none() {
+            self.appender = Some((self.open)(true).map_err(io::Error::other)?);
+        }
+        match &mut self.appender {
+            Some(f) => f.write_all(data),
+            None => Ok(()),
+        }
+    }
+    fn size(&mut self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+}
