@@ -791,3 +791,95 @@ fn a_living_child_does_not_hold_back_its_parents_data() {
         &format!("parent of a living child ({how}; flusher: {said})"),
     );
 }
+
+/// With a bare `LD_PRELOAD` (no `CONVEYOR_FLUSHER`), the shim starts the
+/// user's own flusher (here in the test's `XDG_RUNTIME_DIR`) unseen: the
+/// program's `wait` finds no child, the flusher keeps none of its
+/// descriptors (a pipe its reader waits on would stay open), and a kill
+/// loses nothing.
+#[test]
+fn a_bare_preload_starts_the_users_flusher_unseen() {
+    let fs = SlowFs::mount(&["--write-ms", "5"]);
+    let runtime = TempDir::new("xdg");
+    std::fs::set_permissions(runtime.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let script = format!(
+        "{PY_REPORTS}
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+os.write(fd, b'')
+try:
+    os.waitpid(-1, os.WNOHANG)
+    sys.stderr.write('a child appeared\\n')
+except ChildProcessError:
+    pass
+write_forever(fd, 15)
+"
+    );
+    let path = fs.mnt().join("out");
+    let (mut child, _keep) = Run::new(
+        "python3",
+        &["-c", &script, path.to_str().unwrap()],
+        &fs.mnt(),
+    )
+    .env("CONVEYOR_CRASH_SAFE", "on")
+    .env("XDG_RUNTIME_DIR", runtime.path().to_str().unwrap())
+    .spawn_shimmed(&fs.mnt());
+    let rx = reports(&mut child);
+    let mut seen = 0;
+    until(&rx, 3000, &mut seen);
+    let dir = runtime
+        .path()
+        .join(format!("conveyor-flusher-{}", user_id()));
+    let socket = dir.join("socket");
+    assert!(socket.exists(), "no flusher socket in {}", dir.display());
+    let flusher = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                c.windows(socket.as_os_str().len())
+                    .any(|w| w == socket.as_os_str().as_encoded_bytes())
+            })
+        })
+        .expect("the flusher's process");
+    let pipes: Vec<String> = std::fs::read_dir(format!("/proc/{flusher}/fd"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .map(|l| l.display().to_string())
+        .filter(|l| l.starts_with("pipe:"))
+        .collect();
+    child.kill().unwrap();
+    let how = finish(&mut child, &rx, &mut seen);
+    assert!(
+        pipes.is_empty(),
+        "the flusher kept the program's pipes: {pipes:?}"
+    );
+    assert!(
+        !how.contains("a child appeared"),
+        "the program saw the flusher: {how}"
+    );
+    let out = fs.backing().join("out");
+    let t = Instant::now();
+    while std::fs::metadata(&out).map_or(0, |m| m.len()) < seen
+        && t.elapsed() < Duration::from_secs(60)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let said = std::fs::read_to_string(dir.join("log")).unwrap_or_default();
+    let _ = Command::new("kill")
+        .args(["-KILL", &flusher.to_string()])
+        .status();
+    check(
+        &out,
+        15,
+        seen,
+        &format!("bare preload ({how}; flusher: {said})"),
+    );
+}
+
+/// This user's id, as the shim names its flusher's directory.
+fn user_id() -> String {
+    let out = Command::new("id").arg("-u").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}

@@ -72,7 +72,7 @@ const META: usize = 4096;
 /// Bytes of one slot in the mapping.
 const SLOT: usize = META + SEGMENT;
 const MAGIC: u64 = u64::from_le_bytes(*b"CNVYJRN1");
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 /// Record state bits.
 const APPEND: u32 = 1;
@@ -86,6 +86,11 @@ struct Header {
     slots: u32,
     slot_size: u32,
     pid: u32,
+    // One past the highest slot and files-table entry ever used: the
+    // reader looks no further, so it touches no page the writer never did
+    // (a read of a `memfd` hole allocates a page). Both only grow.
+    slots_used: AtomicU32,
+    files_used: AtomicU32,
 }
 
 #[repr(C)]
@@ -186,6 +191,8 @@ impl Journal {
                 slots,
                 slot_size: SLOT as u32,
                 pid: std::process::id(),
+                slots_used: AtomicU32::new(0),
+                files_used: AtomicU32::new(0),
             })
         };
         Ok(j)
@@ -345,6 +352,7 @@ impl Journal {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .pop()?;
+        self.header().files_used.fetch_max(i + 1, Ordering::AcqRel);
         let (head, bytes) = self.file_entry(i as usize);
         // SAFETY: the entry is free (taken from the free list), so only
         // this call writes it; `path` fits (checked above).
@@ -371,7 +379,8 @@ impl Journal {
     /// The files named in the journal, by number.
     pub fn files(&self) -> std::collections::HashMap<u64, FileName> {
         let mut out = std::collections::HashMap::new();
-        for i in 0..FILES {
+        let used = (self.header().files_used.load(Ordering::Acquire) as usize).min(FILES);
+        for i in 0..used {
             let (head, bytes) = self.file_entry(i);
             let id = head.id.load(Ordering::Acquire);
             if id == 0 {
@@ -397,7 +406,12 @@ impl Journal {
     /// sequence number: what the flusher writes when the writer died.
     pub fn pending(&self) -> Vec<Pending> {
         let mut out = Vec::new();
-        for s in 0..self.slots {
+        let used = self
+            .header()
+            .slots_used
+            .load(Ordering::Acquire)
+            .min(self.slots);
+        for s in 0..used {
             let m = self.meta(s);
             let owner = m.owner.load(Ordering::Acquire);
             if owner == 0 {
@@ -471,6 +485,10 @@ pub struct Slot {
 impl Slot {
     /// Takes slot `index` (free) for file `owner` (not 0).
     pub fn claim(journal: &Arc<Journal>, index: u32, owner: u64) -> Slot {
+        journal
+            .header()
+            .slots_used
+            .fetch_max(index + 1, Ordering::AcqRel);
         let m = journal.meta(index);
         m.count.store(0, Ordering::Release);
         m.owner.store(owner, Ordering::Release);
@@ -774,6 +792,37 @@ mod tests {
         assert!(
             j.name_file(1, 0, 0, b"/f").is_none(),
             "more entries than the table"
+        );
+    }
+
+    fn shmem_resident_kib() -> u64 {
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("RssShmem:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+
+    /// The reader looks only where the writer wrote: a page of the journal
+    /// it reads is mapped in (a scan of the whole files table and every
+    /// slot, for a process that wrote one small file, mapped 4 MiB and cost
+    /// its flusher over a millisecond at every process's end).
+    #[test]
+    fn the_reader_touches_only_what_the_writer_used() {
+        let j = Arc::new(Journal::create(4096).unwrap());
+        let mut s = Slot::claim(&j, 0, 1);
+        s.push(b"hello");
+        s.record(0, 0, 0, 0, 5, false);
+        j.name_file(1, 2, 3, b"/f").unwrap();
+        let r = reopen(&j);
+        let before = shmem_resident_kib();
+        assert_eq!(r.pending().len(), 1);
+        assert_eq!(r.files().len(), 1);
+        let mapped = shmem_resident_kib() - before;
+        assert!(
+            mapped < 256,
+            "the reader mapped {mapped} KiB of the journal"
         );
     }
 

@@ -175,8 +175,11 @@ the socket cannot be used; 2 for bad arguments."
         detach: bool,
         /// End when process PID is gone and no program is connected (default: when the first
         /// programs are done and none is connected).
-        #[arg(long, value_name = "PID")]
+        #[arg(long, value_name = "PID", conflicts_with = "idle")]
         watch: Option<i32>,
+        /// End once no program was connected for SECS seconds.
+        #[arg(long, value_name = "SECS")]
+        idle: Option<u64>,
         /// With --detach, append messages to FILE (default: the stderr it was started with).
         #[arg(long, value_name = "FILE")]
         log: Option<PathBuf>,

@@ -28,9 +28,9 @@ use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// When the flusher ends.
 #[derive(Clone, Copy, Debug)]
@@ -40,12 +40,23 @@ pub enum Until {
     /// Once process `pid` is gone (the command `conveyor run` started) and
     /// no connection is left.
     Gone(i32),
+    /// Once no connection was open for this long (a user's own flusher,
+    /// which the shim starts for programs run with a bare `LD_PRELOAD`).
+    Quiet(Duration),
 }
 
 /// Runs the flusher on `socket` until `until`; with `detach`, returns as
 /// soon as the socket listens and goes on in a new session in the
 /// background (output to `log`, else nowhere).
 pub fn flusher(socket: &Path, until: Until, detach: bool, log: Option<&Path>) -> ExitCode {
+    // The shim starts it with every signal blocked (none of the program's
+    // handlers may run in the child before the exec).
+    // SAFETY: a zeroed set, emptied, then installed as this thread's mask.
+    unsafe {
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+    }
     let listener = match listen(socket) {
         Ok(Some(l)) => l,
         Ok(None) => return ExitCode::SUCCESS,
@@ -134,23 +145,34 @@ fn listen(socket: &Path) -> Result<Option<UnixListener>, String> {
     Ok(Some(l))
 }
 
+/// Connections now, how many there were, and when the last one ended.
+#[derive(Default)]
+struct Load {
+    active: AtomicUsize,
+    served: AtomicUsize,
+    // Milliseconds from `start` when the last connection ended.
+    quiet_since: AtomicU64,
+}
+
 fn serve(listener: UnixListener, socket: &Path, until: Until) {
-    let active = Arc::new(AtomicUsize::new(0));
-    let served = Arc::new(AtomicUsize::new(0));
+    let load = Arc::new(Load::default());
+    let start = Instant::now();
     {
-        let (active, served) = (Arc::clone(&active), Arc::clone(&served));
+        let load = Arc::clone(&load);
         let socket = socket.to_path_buf();
         let l = listener.try_clone().ok();
-        std::thread::spawn(move || watch(l, &socket, until, &active, &served));
+        std::thread::spawn(move || watch(l, &socket, until, &load, start));
     }
     for conn in listener.incoming() {
         let Ok(conn) = conn else { continue };
-        active.fetch_add(1, Ordering::AcqRel);
-        served.fetch_add(1, Ordering::AcqRel);
-        let active = Arc::clone(&active);
+        load.active.fetch_add(1, Ordering::AcqRel);
+        load.served.fetch_add(1, Ordering::AcqRel);
+        let load = Arc::clone(&load);
         std::thread::spawn(move || {
             client(conn);
-            active.fetch_sub(1, Ordering::AcqRel);
+            load.quiet_since
+                .store(start.elapsed().as_millis() as u64, Ordering::Release);
+            load.active.fetch_sub(1, Ordering::AcqRel);
         });
     }
 }
@@ -162,15 +184,20 @@ fn watch(
     listener: Option<UnixListener>,
     socket: &PathBuf,
     until: Until,
-    active: &AtomicUsize,
-    served: &AtomicUsize,
+    load: &Load,
+    start: Instant,
 ) {
+    let active = &load.active;
     loop {
         std::thread::sleep(Duration::from_millis(50));
         let over = match until {
-            Until::Idle => served.load(Ordering::Acquire) > 0,
+            Until::Idle => load.served.load(Ordering::Acquire) > 0,
             // SAFETY: signal 0 only checks that the process exists.
             Until::Gone(pid) => (unsafe { libc::kill(pid, 0) }) != 0,
+            Until::Quiet(d) => {
+                let since = Duration::from_millis(load.quiet_since.load(Ordering::Acquire));
+                start.elapsed().saturating_sub(since) >= d
+            }
         };
         if !over || active.load(Ordering::Acquire) > 0 {
             continue;
@@ -278,7 +305,10 @@ fn write_file(name: &FileName, records: &[Pending]) -> Result<u64, String> {
             .open(path)
             .map_err(|e| e.to_string())?;
         let m = f.metadata().map_err(|e| e.to_string())?;
-        if (m.dev(), m.ino()) != (name.dev, name.ino) {
+        // Where inode numbers are made up (rclone), the shim names a file
+        // by its device and path: the path is the identity there.
+        let same = m.dev() == name.dev && (m.ino() == name.ino || paths_are_identity(m.dev()));
+        if !same {
             return Err("the path now names another file (renamed or replaced)".into());
         }
         Ok(f)
@@ -289,6 +319,14 @@ fn write_file(name: &FileName, records: &[Pending]) -> Result<u64, String> {
         open: &open,
     };
     replay(records, &mut t).map_err(|e| e.to_string())
+}
+
+/// Whether the filesystem of device `dev` makes inode numbers up, so
+/// that the shim keys its files by path (`conveyor_fskind`).
+fn paths_are_identity(dev: u64) -> bool {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    conveyor_fskind::mount_of(&info, dev)
+        .is_some_and(|m| conveyor_fskind::of_type(&m.fstype).unstable_ino)
 }
 
 struct FileTarget<'a> {

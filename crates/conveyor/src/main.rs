@@ -6,7 +6,7 @@
 //! conveyor report [--json] FILE...
 //! conveyor top [--once] [--json] [--dir DIR]
 //! conveyor generate [--man DIR] [--completions DIR]
-//! conveyor flusher --socket PATH [--detach] [--watch PID] [--log FILE]
+//! conveyor flusher --socket PATH [--detach] [--watch PID | --idle SECS] [--log FILE]
 //! ```
 //!
 //! Prepends `libconveyor_preload.so` to any existing `LD_PRELOAD`, sets
@@ -80,9 +80,14 @@ fn main() -> ExitCode {
             socket,
             detach,
             watch,
+            idle,
             log,
         } => {
-            let until = watch.map_or(flusher::Until::Idle, flusher::Until::Gone);
+            let until = match (watch, idle) {
+                (Some(pid), _) => flusher::Until::Gone(pid),
+                (None, Some(s)) => flusher::Until::Quiet(std::time::Duration::from_secs(s)),
+                (None, None) => flusher::Until::Idle,
+            };
             flusher::flusher(&socket, until, detach, log.as_deref())
         }
         Cmd::Generate { man, completions } => {

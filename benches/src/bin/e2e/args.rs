@@ -29,6 +29,8 @@ pub struct Args {
     pub busy: usize,
     /// `--executors`: every case also runs with `CONVEYOR_EXECUTOR=uring`.
     pub executors: bool,
+    /// `--crash-safe`: every case also runs with `CONVEYOR_CRASH_SAFE=on`.
+    pub crash_safe: bool,
     /// `--always`: conveyor runs with `CONVEYOR_MODE=always` (managing
     /// tmpfs and the local disk too).
     pub always: bool,
@@ -38,7 +40,7 @@ pub struct Args {
 
 const USAGE: &str = "usage: e2e [--quick] [--reps N] [--slow-reps N] [--latencies 0,0.2,1,5] \
 [--modes page,direct,tmpfs,disk,sshfs,rclone-off,rclone-writes,s3fs] [--cases NAME,...] [--out DIR] [--work DIR] \
-[--no-unmanaged] [--busy [N]] [--executors] [--always]";
+[--no-unmanaged] [--busy [N]] [--executors] [--crash-safe] [--always]";
 
 fn die(msg: &str) -> ! {
     eprintln!("e2e: {msg}\n{USAGE}");
@@ -85,6 +87,7 @@ pub fn parse() -> Args {
         no_unmanaged: false,
         busy: 0,
         executors: false,
+        crash_safe: false,
         always: false,
         command: std::iter::once("e2e".to_string())
             .chain(argv.iter().cloned())
@@ -112,6 +115,7 @@ pub fn parse() -> Args {
             "--quick" => {}
             "--no-unmanaged" => a.no_unmanaged = true,
             "--executors" => a.executors = true,
+            "--crash-safe" => a.crash_safe = true,
             "--always" => a.always = true,
             "--reps" => a.reps = val().parse().unwrap_or_else(|_| die("--reps: a count")),
             "--slow-reps" => {

@@ -75,7 +75,7 @@ fn need_tools(a: &Args) {
     }
 }
 
-fn variants(c: Case, rep: usize, pre: &Preloads, executors: bool) -> Vec<Variant> {
+fn variants(c: Case, rep: usize, pre: &Preloads, a: &Args) -> Vec<Variant> {
     let mut v = vec![Variant::Plain, Variant::Conveyor];
     if c.has_eatmydata_peer() && pre.eatmydata.is_some() {
         v.push(Variant::EatMyData);
@@ -83,8 +83,11 @@ fn variants(c: Case, rep: usize, pre: &Preloads, executors: bool) -> Vec<Variant
     if c.has_relaxed_peer() {
         v.push(Variant::Relaxed);
     }
-    if executors {
+    if a.executors {
         v.push(Variant::Uring);
+    }
+    if a.crash_safe {
+        v.push(Variant::CrashSafe);
     }
     // Rotating the order evens out whatever the previous run leaves behind
     // (warm caches, a busy flusher of the filesystem).
@@ -155,7 +158,7 @@ fn run_target(t: &Target, a: &Args, inp: &Inputs, pre: &Preloads) -> TargetResul
     }
     for rep in 0..reps {
         for &c in &cases {
-            for v in variants(c, rep, pre, a.executors) {
+            for v in variants(c, rep, pre, a) {
                 let r = one_run(t, inp, pre, (c, v, rep), a.always);
                 match (&r.secs, &r.error) {
                     (Some(s), _) => eprintln!(

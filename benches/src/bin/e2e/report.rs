@@ -236,26 +236,49 @@ fn skipped(out: &mut String, r: &Results) {
 /// The io_uring executor against the worker pool, on every storage both
 /// ran on (`--executors`).
 fn executors(o: &mut String, r: &Results) {
-    let ts: Vec<&TargetResult> = r
-        .targets
-        .iter()
-        .filter(|t| t.runs.iter().any(|x| x.variant == Variant::Uring))
-        .collect();
-    if ts.is_empty() {
-        return;
-    }
-    let _ = writeln!(
+    against(
         o,
+        r,
+        Variant::Uring,
         "## Executors: io_uring against the worker pool\n\n\
          Each against the plain run; `pool / io_uring` divides the pool's time by io_uring's \
          (above 1: io_uring is faster). Requests: what the storage received (median per run).\n\n\
          | storage | workload | pool | io_uring | pool / io_uring | requests pool → io_uring |\n\
-         |---|---|---|---|---|---|"
+         |---|---|---|---|---|---|",
     );
+}
+
+/// Crash-safe write-behind against today's in-process buffers, on every
+/// storage both ran on (`--crash-safe`).
+fn crash_safe(o: &mut String, r: &Results) {
+    against(
+        o,
+        r,
+        Variant::CrashSafe,
+        "## Crash safety: the journal against in-process buffers\n\n\
+         Each against the plain run; `in-process / crash-safe` divides the time of conveyor's \
+         default by that of `CONVEYOR_CRASH_SAFE=on` (above 1: crash-safe is faster; the target \
+         is at least 0.9). Requests: what the storage received (median per run).\n\n\
+         | storage | workload | in-process | crash-safe | in-process / crash-safe | requests in-process → crash-safe |\n\
+         |---|---|---|---|---|---|",
+    );
+}
+
+/// A table of `v` against conveyor's default, one row per storage and
+/// case both ran, under `head`.
+fn against(o: &mut String, r: &Results, v: Variant, head: &str) {
+    let ts: Vec<&TargetResult> = r
+        .targets
+        .iter()
+        .filter(|t| t.runs.iter().any(|x| x.variant == v))
+        .collect();
+    if ts.is_empty() {
+        return;
+    }
+    let _ = writeln!(o, "{head}");
     for t in ts {
         for c in t.cases() {
-            let (Some(p), Some(u)) = (t.median(c, Variant::Conveyor), t.median(c, Variant::Uring))
-            else {
+            let (Some(p), Some(u)) = (t.median(c, Variant::Conveyor), t.median(c, v)) else {
                 continue;
             };
             let q = |v| {
@@ -268,10 +291,10 @@ fn executors(o: &mut String, r: &Results) {
                 t.label,
                 c.name(),
                 cell(t, c, Variant::Conveyor),
-                cell(t, c, Variant::Uring),
+                cell(t, c, v),
                 ratio(p / u),
                 q(Variant::Conveyor),
-                q(Variant::Uring)
+                q(v)
             );
         }
     }
@@ -410,6 +433,7 @@ pub fn render(r: &Results) -> String {
         }
     }
     executors(&mut o, r);
+    crash_safe(&mut o, r);
     let _ = writeln!(
         o,
         "## Requests reaching conveyor-slowfs (median per run)\n\n\
@@ -432,6 +456,7 @@ pub fn render(r: &Results) -> String {
                 Variant::Conveyor,
                 Variant::Relaxed,
                 Variant::Uring,
+                Variant::CrashSafe,
                 Variant::EatMyData,
             ] {
                 if let Some(q) = t.requests(c, v) {

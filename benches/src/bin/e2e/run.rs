@@ -22,6 +22,9 @@ pub enum Variant {
     /// conveyor with `CONVEYOR_EXECUTOR=uring`: background requests on
     /// io_uring instead of the worker pool.
     Uring,
+    /// conveyor with `CONVEYOR_CRASH_SAFE=on`: pending writes in a
+    /// shared-memory journal the user's flusher writes if a process dies.
+    CrashSafe,
 }
 
 impl Variant {
@@ -33,6 +36,7 @@ impl Variant {
             Variant::EatMyData => "eatmydata",
             Variant::Relaxed => "relaxed",
             Variant::Uring => "uring",
+            Variant::CrashSafe => "crash-safe",
         }
     }
 }
@@ -121,6 +125,13 @@ pub fn timed(
             cmd.env("LD_PRELOAD", &pre.conveyor)
                 .env("CONVEYOR_PATHS", paths)
                 .env("CONVEYOR_EXECUTOR", "uring");
+        }
+        Variant::CrashSafe => {
+            // A bare preload: the first run starts the user's flusher,
+            // which later runs find listening.
+            cmd.env("LD_PRELOAD", &pre.conveyor)
+                .env("CONVEYOR_PATHS", paths)
+                .env("CONVEYOR_CRASH_SAFE", "on");
         }
         Variant::EatMyData => {
             let lib = pre

@@ -11,8 +11,15 @@
 //! must end the connection) and its view of the parent's journal, and
 //! connects with a journal of its own when it has data.
 //!
+//! Without `CONVEYOR_FLUSHER` (a bare `LD_PRELOAD`), the process uses the
+//! user's own flusher, `$XDG_RUNTIME_DIR/conveyor-flusher-$UID/socket` (or
+//! under `/tmp`), and starts it when none listens (`spawn`): `conveyor
+//! flusher --detach --idle 30`, found next to the shim or in `PATH`.
+//!
 //! Nothing here is on the write path once connected: `watch` runs when a
 //! file is first named in the journal, and costs one `recv` then.
+
+mod spawn;
 
 use crate::backend::{place_high, track, untrack};
 use conveyor_engine::journal::{wire, Journal};
@@ -82,15 +89,17 @@ pub fn watch() {
     let Some(journal) = journal() else {
         return;
     };
-    let Some(path) = shim.flusher.as_ref() else {
-        if !SAID.swap(true, Ordering::AcqRel) {
-            tracing::warn!(
-                "CONVEYOR_CRASH_SAFE=on but no flusher (CONVEYOR_FLUSHER is unset): pending writes are lost if this process is killed; run it under `conveyor run --crash-safe`, or start `conveyor flusher` and set CONVEYOR_FLUSHER to its socket"
-            );
-        }
-        return;
+    // The one given, or the user's own, started here when none listens.
+    let (path, own) = match &shim.flusher {
+        Some(p) => (p.clone(), false),
+        None => (user_socket(), true),
     };
-    let sock = match wire::connect(path) {
+    let sock = match wire::connect(&path) {
+        Ok(s) => Ok(s),
+        Err(_) if own => spawn::flusher(&path),
+        Err(e) => Err(e),
+    };
+    let sock = match sock {
         Ok(s) => s,
         Err(e) => {
             if !SAID.swap(true, Ordering::AcqRel) {
@@ -117,6 +126,19 @@ pub fn watch() {
             close(fd);
         }
     }
+}
+
+/// The user's own flusher's socket, for programs run without
+/// `CONVEYOR_FLUSHER`: in `$XDG_RUNTIME_DIR` (a per-user directory of the
+/// session), else in `/tmp`, in a directory of the user's own.
+fn user_socket() -> std::path::PathBuf {
+    // SAFETY: no arguments.
+    let uid = unsafe { libc::geteuid() };
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(std::path::PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .unwrap_or_else(|| "/tmp".into());
+    base.join(format!("conveyor-flusher-{uid}")).join("socket")
 }
 
 fn close(fd: i32) {
