@@ -4,13 +4,14 @@
 # postmark (the benchmark's smoke test runs every case), bonnie++; for the
 # tests on real network filesystems, all on 127.0.0.1: openssh-server,
 # sshfs, rclone, s3fs, and moto's S3 server from PyPI), then runs the
-# whole suite once with each executor of background requests:
-#   CONVEYOR_EXECUTOR=pool cargo test --release --workspace
-#   CONVEYOR_EXECUTOR=uring cargo test --release --workspace
-# (every program the tests start under the shim inherits the variable;
+# whole suite twice, once with each executor of background requests and
+# each way of keeping pending writes:
+#   CONVEYOR_EXECUTOR=pool CONVEYOR_CRASH_SAFE=on cargo test --release --workspace
+#   CONVEYOR_EXECUTOR=uring CONVEYOR_CRASH_SAFE=off cargo test --release --workspace
+# (every program the tests start under the shim inherits the variables;
 # tests/tests/uring.rs checks the ring is used, and what happens where the
-# kernel refuses it), and stops the servers those tests started
-# (scripts/netfs-stop.sh).
+# kernel refuses it; tests/tests/crash.rs sets crash safety itself), and
+# stops the servers those tests started (scripts/netfs-stop.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
@@ -34,7 +35,8 @@ if ! python3 -c 'import moto.server, boto3' 2>/dev/null; then
 fi
 [ -e /dev/fuse ] || { echo "$0: /dev/fuse is missing: the slow test filesystem cannot mount" >&2; exit 1; }
 trap 'bash scripts/netfs-stop.sh' EXIT
-for executor in pool uring; do
-    echo "== the whole suite with CONVEYOR_EXECUTOR=$executor" >&2
-    CONVEYOR_EXECUTOR=$executor cargo test --release --workspace
+for pass in pool:on uring:off; do
+    executor=${pass%%:*} crash_safe=${pass#*:}
+    echo "== the whole suite with CONVEYOR_EXECUTOR=$executor CONVEYOR_CRASH_SAFE=$crash_safe" >&2
+    CONVEYOR_EXECUTOR=$executor CONVEYOR_CRASH_SAFE=$crash_safe cargo test --release --workspace
 done

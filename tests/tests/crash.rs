@@ -3,7 +3,7 @@
 //! program was told succeeded is on storage afterwards, byte for byte,
 //! however the program died (SIGKILL at a random moment, SIGSEGV,
 //! abort(), the OOM killer), for a C writer, Python and dd, and for a
-//! whole process tree under `conveyor run --crash-safe`. A flusher killed
+//! whole process tree under `conveyor run`. A flusher killed
 //! while programs write costs nothing: they go on and their data lands.
 //! Another user can reach neither the flusher nor the journal; a socket a
 //! killed flusher left is replaced; where no `memfd` can be had, the
@@ -413,46 +413,99 @@ fn dd_killed_loses_no_acknowledged_write() {
 }
 
 /// The flusher killed while a program writes: the program notices nothing
-/// and its data lands (it writes it itself, as without a flusher).
+/// and goes on; at its next burst it finds the flusher gone and hands its
+/// journal to the user's own (started then, here in the test's
+/// `XDG_RUNTIME_DIR`), so a kill after that still loses nothing.
 #[test]
-fn a_killed_flusher_costs_the_program_nothing() {
+fn a_killed_flusher_is_replaced_and_costs_the_program_nothing() {
     let fs = SlowFs::mount(&["--write-ms", "5"]);
+    let runtime = TempDir::new("xdg-replaced");
+    std::fs::set_permissions(runtime.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     let f = Flusher::start();
-    let (mut child, _keep) = writer(&fs, &f, 6, "out", 0, "none");
+    let bin = writer_bin();
+    let path = fs.mnt().join("out");
+    let (mut child, _keep) = crash_safe(
+        Run::new(
+            bin.to_str().unwrap(),
+            // Long enough to outlast the flusher's replacement (it is
+            // killed before the end).
+            &[
+                "6",
+                path.to_str().unwrap(),
+                &(16 * TOTAL).to_string(),
+                "0",
+                "wait",
+            ],
+            &fs.mnt(),
+        ),
+        &f,
+    )
+    .env("XDG_RUNTIME_DIR", runtime.path().to_str().unwrap())
+    .spawn_shimmed(&fs.mnt());
     let rx = reports(&mut child);
     let mut seen = 0;
     until(&rx, 2000, &mut seen);
-    let pid = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .find(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
-                c.windows(f.socket().as_os_str().len())
-                    .any(|w| w == f.socket().as_os_str().as_encoded_bytes())
-            })
-        })
-        .expect("the flusher's process");
+    let pid = process_with(&f.socket()).expect("the flusher's process");
     let killed = Command::new("kill")
         .args(["-KILL", &pid.to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
-    let status = finish(&mut child, &rx, &mut seen);
+    let own = runtime
+        .path()
+        .join(format!("conveyor-flusher-{}", user_id()))
+        .join("socket");
+    // The writer goes on, and at a burst starts the user's own flusher.
+    let t = Instant::now();
+    while !own.exists() {
+        until(&rx, 100, &mut seen);
+        assert!(
+            t.elapsed() < Duration::from_secs(60) && seen < 16 * TOTAL,
+            "no flusher replaced the killed one"
+        );
+    }
+    until(&rx, 1000, &mut seen);
+    child.kill().unwrap();
+    let how = finish(&mut child, &rx, &mut seen);
     assert!(
-        status.starts_with("exit status: 0"),
-        "the writer failed: {status}"
+        seen > 3000 * 4096,
+        "the writer stopped after the flusher was killed ({how})"
     );
-    assert_eq!(seen, TOTAL);
+    let out = fs.backing().join("out");
+    let t = Instant::now();
+    while std::fs::metadata(&out).map_or(0, |m| m.len()) < seen
+        && t.elapsed() < Duration::from_secs(60)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let said = std::fs::read_to_string(own.with_file_name("log")).unwrap_or_default();
+    if let Some(p) = process_with(&own) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &p.to_string()])
+            .status();
+    }
     check(
-        &fs.backing().join("out"),
+        &out,
         6,
-        TOTAL,
-        "writer after the flusher was killed",
+        seen,
+        &format!("writer after its flusher was killed ({how}; new flusher: {said})"),
     );
 }
 
-/// `conveyor run --crash-safe` with three writers under a shell, all
+/// The process whose command line holds `needle` (a flusher's socket).
+fn process_with(needle: &Path) -> Option<i32> {
+    let needle = needle.as_os_str().as_encoded_bytes();
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.windows(needle.len()).any(|w| w == needle))
+        })
+}
+
+/// `conveyor run` (crash-safe by default) with three writers under a shell, all
 /// killed together (SIGKILL to the process group): the flusher the
 /// launcher started (in a session of its own) writes what each left.
 #[test]
@@ -468,7 +521,7 @@ fn a_process_tree_killed_together_loses_no_acknowledged_write() {
     let mut cmd = Command::new(conveyor());
     let _live = conveyor_tests::own_live_dir(&mut cmd);
     let mut child = cmd
-        .args(["run", "--crash-safe", "--path"])
+        .args(["run", "--path"])
         .arg(fs.mnt())
         .args(["--", "sh", "-c", &script])
         .current_dir(fs.mnt())
@@ -831,17 +884,7 @@ write_forever(fd, 15)
         .join(format!("conveyor-flusher-{}", user_id()));
     let socket = dir.join("socket");
     assert!(socket.exists(), "no flusher socket in {}", dir.display());
-    let flusher = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .find(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
-                c.windows(socket.as_os_str().len())
-                    .any(|w| w == socket.as_os_str().as_encoded_bytes())
-            })
-        })
-        .expect("the flusher's process");
+    let flusher = process_with(&socket).expect("the flusher's process");
     let pipes: Vec<String> = std::fs::read_dir(format!("/proc/{flusher}/fd"))
         .unwrap()
         .flatten()

@@ -99,6 +99,7 @@ fn bad_settings_reported_once_and_passed_through() {
     cases.push(("CONVEYOR_LOG", "loud", "expected error, warn"));
     cases.push(("CONVEYOR_CLOSE", "lazy", "expected wait or relaxed"));
     cases.push(("CONVEYOR_EXECUTOR", "threads", "expected pool or uring"));
+    cases.push(("CONVEYOR_CRASH_SAFE", "maybe", "expected on or off"));
     for (i, (var, bad, expected)) in cases.iter().enumerate() {
         let name = format!("out-{i}.bin");
         let (out, counts) = dd(&data, &name).env(var, bad).shimmed(&data);

@@ -32,7 +32,14 @@ pub(crate) struct Budget {
 }
 
 /// A journal and its free slots.
-type Slots = (Arc<Journal>, Mutex<Vec<u32>>);
+type Slots = (Arc<Journal>, Mutex<FreeSlots>);
+
+/// The free slots of a journal: a stack whose top `warm` were freed after
+/// use and keep their pages; below them, slots never used or given back.
+struct FreeSlots {
+    list: Vec<u32>,
+    warm: usize,
+}
 
 /// Where the engine's journal comes from.
 #[derive(Clone)]
@@ -65,7 +72,13 @@ impl Budget {
                     Journaling::Lazy(make) => make(self.cap)?,
                 };
                 let free = (0..j.slots()).rev().collect();
-                Some((j, Mutex::new(free)))
+                Some((
+                    j,
+                    Mutex::new(FreeSlots {
+                        list: free,
+                        warm: 0,
+                    }),
+                ))
             })
             .as_ref()
     }
@@ -104,7 +117,10 @@ impl Budget {
     /// is a journal with one free, else heap memory.
     pub fn segment(&self, owner: u64) -> SegData {
         if let Some((j, slots)) = self.slots() {
-            let free = slots.lock().ok().and_then(|mut f| f.pop());
+            let free = slots.lock().ok().and_then(|mut f| {
+                f.warm = f.warm.saturating_sub(1);
+                f.list.pop()
+            });
             if let Some(i) = free {
                 return SegData::Shared(Slot::claim(j, i, owner));
             }
@@ -131,12 +147,22 @@ impl Budget {
         self.release(SEGMENT);
     }
 
-    /// Frees a journal slot whose data nobody needs any more.
+    /// Frees a journal slot whose data nobody needs any more. Beyond the
+    /// `FREE_KEEP` most recently freed, its memory goes back to the system
+    /// (as heap segments beyond those go back to the allocator).
     pub fn free_slot(&self, slot: Slot) {
         let i = slot.index();
         drop(slot);
-        if let Some((_, slots)) = self.slots() {
-            slots.lock().unwrap_or_else(|p| p.into_inner()).push(i);
+        if let Some((j, slots)) = self.slots() {
+            let mut free = slots.lock().unwrap_or_else(|p| p.into_inner());
+            if free.warm >= FREE_KEEP {
+                // Cold: last in line, so that the warm ones are used first.
+                j.release_pages(i);
+                free.list.insert(0, i);
+            } else {
+                free.list.push(i);
+                free.warm += 1;
+            }
         }
     }
 }

@@ -91,10 +91,12 @@ pub struct Hooks {
     /// Told that a descriptor `private_fd` returned was closed (a ring
     /// whose setup failed after it): the shim stops protecting the number.
     pub forget_fd: fn(RawFd),
-    /// Called, before the write returns, when the journal (see
-    /// [`Engine::with_journal`]) first holds data of a file: the embedder
-    /// makes sure a flusher watches the journal (the shim connects to
-    /// one). Called for each file named there; cheap once it is done.
+    /// Called after every buffered write of a file the journal (see
+    /// [`Engine::with_journal`]) names, on the program's thread, off the
+    /// file's lock, before the write returns: the embedder makes sure a
+    /// flusher has the journal (the shim connects to one, and looks again
+    /// about once a second, replacing one that went away). It must be
+    /// cheap when nothing changed.
     pub watch: fn(),
 }
 

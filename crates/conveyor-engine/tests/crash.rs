@@ -132,6 +132,12 @@ impl conveyor_engine::journal::Target for VecTarget<'_> {
     fn size(&mut self) -> std::io::Result<u64> {
         Ok(self.0.len() as u64)
     }
+    fn read_at(&mut self, off: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        let at = (off as usize).min(self.0.len());
+        let n = buf.len().min(self.0.len() - at);
+        buf[..n].copy_from_slice(&self.0[at..at + n]);
+        Ok(n)
+    }
 }
 
 proptest! {
@@ -154,4 +160,33 @@ fn coalesced_writes_are_covered_while_storage_is_held() {
     for stop in [0, 1, 57, 200, 399] {
         check(&ops, stop, 7).unwrap();
     }
+}
+
+/// Segments in the journal give their memory back as heap segments do:
+/// beyond the 64 most recently freed, a freed slot's pages go back to the
+/// system (a process that once buffered 200 MiB kept it all resident).
+#[test]
+fn freed_slots_beyond_the_warm_ones_give_their_memory_back() {
+    use std::os::unix::fs::MetadataExt;
+    let journal = Arc::new(Journal::create(512).expect("memfd"));
+    let e = engine(&journal);
+    let b = mem(MockConfig::default());
+    let h = open(&e, 1, &b, Mode::READ_WRITE);
+    let data = pattern(3, 64 * 1024);
+    for i in 0..200u64 {
+        h.pwrite(&data, i * data.len() as u64).unwrap();
+    }
+    h.flush().unwrap();
+    let allocated = std::fs::File::from(journal.fd().try_clone().unwrap())
+        .metadata()
+        .unwrap()
+        .blocks()
+        * 512;
+    // 64 warm slots of 68 KiB, the header and a files-table page.
+    assert!(
+        allocated <= 64 * 68 * 1024 + 64 * 1024,
+        "{} KiB of the journal stay allocated after 200 slots were freed",
+        allocated / 1024
+    );
+    h.close().unwrap();
 }

@@ -152,14 +152,15 @@ impl Close {
     }
 }
 
-/// Whether write-behind is crash-safe (`CONVEYOR_CRASH_SAFE`): `on` keeps
-/// pending writes in a shared-memory journal a flusher process writes
-/// should the program die; `off` (the default, also when unset or empty)
-/// keeps them in the process. Read by the shim, checked by the launcher.
+/// Whether write-behind is crash-safe (`CONVEYOR_CRASH_SAFE`): `on` (the
+/// default, also when unset or empty) keeps pending writes in a
+/// shared-memory journal a flusher process writes should the program die;
+/// `off` keeps them in the process. Read by the shim, checked by the
+/// launcher.
 pub fn parse_crash_safe(v: &str) -> Result<bool, String> {
     match v.trim().to_ascii_lowercase().as_str() {
-        "" | "off" | "0" | "no" => Ok(false),
-        "on" | "1" | "yes" => Ok(true),
+        "off" | "0" | "no" => Ok(false),
+        "" | "on" | "1" | "yes" => Ok(true),
         _ => Err(format!(
             "CONVEYOR_CRASH_SAFE: {v:?} is not a setting (expected on or off)"
         )),

@@ -181,7 +181,7 @@ impl Journal {
         if unsafe { libc::ftruncate(fd.as_raw_fd(), len as libc::off_t) } != 0 {
             return Err(io::Error::last_os_error());
         }
-        let j = Journal::map(fd, len, slots)?;
+        let j = Journal::map(fd, len, slots, libc::PROT_READ | libc::PROT_WRITE)?;
         *j.free_files.lock().unwrap_or_else(|p| p.into_inner()) = (0..FILES as u32).rev().collect();
         // SAFETY: the header page is ours; nobody else maps the memfd yet.
         unsafe {
@@ -218,7 +218,8 @@ impl Journal {
             return Err(bad("too small"));
         }
         let slots = ((size - SLOTS_AT) / SLOT) as u32;
-        let j = Journal::map(fd, size, slots)?;
+        // Read only: the reader never writes (and cannot by mistake).
+        let j = Journal::map(fd, size, slots, libc::PROT_READ)?;
         let h = j.header();
         if h.magic != MAGIC || h.version != VERSION || h.slot_size != SLOT as u32 {
             return Err(bad("wrong magic, version or slot size"));
@@ -229,14 +230,14 @@ impl Journal {
         Ok(j)
     }
 
-    fn map(fd: OwnedFd, len: usize, slots: u32) -> io::Result<Journal> {
+    fn map(fd: OwnedFd, len: usize, slots: u32, prot: libc::c_int) -> io::Result<Journal> {
         // SAFETY: maps `len` bytes of our own descriptor; the mapping is
         // unmapped only in `drop`.
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
                 len,
-                libc::PROT_READ | libc::PROT_WRITE,
+                prot,
                 libc::MAP_SHARED,
                 fd.as_raw_fd(),
                 0,
@@ -259,20 +260,50 @@ impl Journal {
     /// with private zeroed memory, so that nothing the child does (it
     /// inherited its parent's segments, and drops them) reaches the
     /// parent's journal. The descriptor is closed too.
-    pub fn detach(&self) {
+    /// Returns whether the view was replaced (if not, the mapping is
+    /// made inaccessible instead: a write the child makes through it then
+    /// kills the child, never the parent's data).
+    pub fn detach(&self) -> bool {
         // SAFETY: replaces our own mapping, same address and length, with
-        // anonymous private memory: every pointer into it stays valid.
-        unsafe {
+        // anonymous private memory (not counted against the commit limit:
+        // only what the child writes is ever allocated); every pointer
+        // into it stays valid.
+        let p = unsafe {
             libc::mmap(
                 self.base.as_ptr().cast(),
                 self.len,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | libc::MAP_NORESERVE,
                 -1,
                 0,
-            );
-            libc::close(self.fd.as_raw_fd());
+            )
+        };
+        let replaced = p == self.base.as_ptr().cast();
+        if !replaced {
+            // SAFETY: our own mapping; nothing may write the parent's
+            // journal through it any more.
+            unsafe { libc::mprotect(self.base.as_ptr().cast(), self.len, libc::PROT_NONE) };
         }
+        // SAFETY: the descriptor is not used again in this process.
+        unsafe { libc::close(self.fd.as_raw_fd()) };
+        replaced
+    }
+
+    /// Gives slot `slot`'s memory back to the system (a free slot beyond
+    /// those kept warm): the next use of it starts from zeroed pages.
+    pub fn release_pages(&self, slot: u32) {
+        let at = SLOTS_AT + slot as usize * SLOT;
+        // SAFETY: punches a hole in our own memfd, inside the slot, which
+        // is free (no record of it is published); no memory of ours is
+        // passed.
+        unsafe {
+            libc::fallocate(
+                self.fd.as_raw_fd(),
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                at as libc::off_t,
+                SLOT as libc::off_t,
+            )
+        };
     }
 
     fn header(&self) -> &Header {
@@ -595,6 +626,48 @@ pub trait Target {
     fn append(&mut self, data: &[u8]) -> io::Result<()>;
     /// The file's size now.
     fn size(&mut self) -> io::Result<u64>;
+    /// Reads up to `buf.len()` bytes at `off`; how many (0 at the end).
+    fn read_at(&mut self, off: u64, buf: &mut [u8]) -> io::Result<usize>;
+}
+
+/// Reads exactly `len` bytes at `off`, or `None` if the file ends first.
+fn read_exact(target: &mut impl Target, off: u64, len: usize) -> io::Result<Option<Vec<u8>>> {
+    let mut buf = vec![0u8; len];
+    let mut got = 0;
+    while got < len {
+        match target.read_at(off + got as u64, &mut buf[got..])? {
+            0 => return Ok(None),
+            n => got += n,
+        }
+    }
+    Ok(Some(buf))
+}
+
+/// How much of append record `r`, handed to storage before the writer
+/// died, is on storage: the bytes found where it was expected to land (in
+/// whole, or a prefix ending at the file's end); else, at the file's end
+/// (it landed after something the writer did not know of, such as one of
+/// its own direct writes or another process's append); else none.
+fn landed(r: &Pending, target: &mut impl Target) -> io::Result<usize> {
+    let len = r.data.len();
+    let size = target.size()?;
+    if size >= r.off {
+        let k = ((size - r.off) as usize).min(len);
+        if read_exact(target, r.off, k)?.is_some_and(|b| b == r.data[..k])
+            && (k == len || size == r.off + k as u64)
+        {
+            return Ok(k);
+        }
+    }
+    // The largest prefix of the record that ends the file.
+    let n = len.min(size as usize);
+    let Some(tail) = read_exact(target, size - n as u64, n)? else {
+        return Ok(0);
+    };
+    Ok((1..=n)
+        .rev()
+        .find(|&k| tail[n - k..] == r.data[..k])
+        .unwrap_or(0))
 }
 
 /// Writes one file's pending records (oldest first, as
@@ -604,10 +677,11 @@ pub trait Target {
 /// A positioned record is written whole: written again, a record that
 /// had reached storage changes nothing, and a later record over the same
 /// bytes comes after it. An append record that was handed to storage may
-/// have landed, in part or whole, before the writer died: the file's size
-/// against where the record expected to land says how much (exact while
-/// the writer was the file's only appender), and only the rest is
-/// appended. An append never handed to storage is appended whole.
+/// have landed, in part or whole, before the writer died: the file's
+/// bytes where it expected to land say how much (exact while the writer
+/// was the file's only appender), else its bytes at the file's end, and
+/// only the rest is appended. An append never handed to storage is
+/// appended whole.
 pub fn replay(records: &[Pending], target: &mut impl Target) -> io::Result<u64> {
     // Positioned records that continue each other go out as one write of
     // up to this much (in order, so nothing overtakes anything).
@@ -634,9 +708,7 @@ pub fn replay(records: &[Pending], target: &mut impl Target) -> io::Result<u64> 
             run.clear();
         }
         let data = if r.issued {
-            let size = target.size()?;
-            let landed = size.saturating_sub(r.off).min(r.data.len() as u64) as usize;
-            let rest = &r.data[landed..];
+            let rest = &r.data[landed(r, target)?..];
             if !rest.is_empty() {
                 target.append(rest)?;
             }
@@ -673,6 +745,12 @@ mod tests {
         fn size(&mut self) -> io::Result<u64> {
             Ok(self.len() as u64)
         }
+        fn read_at(&mut self, off: u64, buf: &mut [u8]) -> io::Result<usize> {
+            let at = (off as usize).min(self.len());
+            let n = buf.len().min(self.len() - at);
+            buf[..n].copy_from_slice(&self[at..at + n]);
+            Ok(n)
+        }
     }
 
     fn rec(seq: u64, off: u64, append: bool, issued: bool, data: &[u8]) -> Pending {
@@ -701,6 +779,24 @@ mod tests {
         let mut file = Vec::new();
         assert_eq!(replay(&recs, &mut file).unwrap(), 7);
         assert_eq!(file, b"aXbcc");
+    }
+
+    /// An append in flight when the writer died, expected at an end that
+    /// another write (one of the writer's own direct writes) moved before
+    /// it: the file's size says it landed, its bytes say it did not. Once
+    /// it had landed after that write, it is not written twice.
+    #[test]
+    fn an_append_behind_a_write_it_did_not_know_of_lands_once() {
+        let recs = [rec(0, 4, true, true, b"line\n")];
+        let mut file = b"0123DIRECT WRITE".to_vec();
+        replay(&recs, &mut file).unwrap();
+        assert_eq!(file, b"0123DIRECT WRITEline\n");
+        let mut file = b"0123DIRECT WRITEline\n".to_vec();
+        replay(&recs, &mut file).unwrap();
+        assert_eq!(file, b"0123DIRECT WRITEline\n");
+        let mut file = b"0123DIRECT WRITElin".to_vec();
+        replay(&recs, &mut file).unwrap();
+        assert_eq!(file, b"0123DIRECT WRITEline\n");
     }
 
     #[test]

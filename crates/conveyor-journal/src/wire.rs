@@ -61,13 +61,14 @@ pub fn greet(sock: BorrowedFd<'_>, journal: &Journal) -> io::Result<()> {
     Ok(())
 }
 
-/// True if the flusher at the other end of `sock` is gone (its end
-/// closed): the program then connects to a new one.
+/// True unless `sock` is a live connection with nothing to read (the
+/// flusher never sends anything): its end closed, or the descriptor is
+/// no longer a socket. The program then connects anew.
 pub fn hung_up(sock: BorrowedFd<'_>) -> bool {
     let mut b = [0u8; 1];
-    matches!(
+    !matches!(
         rustix::net::recv(sock, &mut b, RecvFlags::PEEK | RecvFlags::DONTWAIT),
-        Ok((0, _)) | Err(rustix::io::Errno::CONNRESET | rustix::io::Errno::PIPE)
+        Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR)
     )
 }
 
@@ -100,6 +101,9 @@ pub fn receive(sock: BorrowedFd<'_>) -> io::Result<Greeting> {
             }
         }
     }
+    if got.bytes == 0 {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "nothing sent"));
+    }
     if got.bytes != msg.len() || &msg[..8] != GREETING {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -113,10 +117,9 @@ pub fn receive(sock: BorrowedFd<'_>) -> io::Result<Greeting> {
     Ok(Greeting { pid, journal })
 }
 
-/// The user id of the process at the other end of `sock`.
-pub fn peer_uid(sock: BorrowedFd<'_>) -> io::Result<u32> {
-    Ok(rustix::net::sockopt::socket_peercred(sock)
-        .map_err(io)?
-        .uid
-        .as_raw())
+/// The process at the other end of `sock` when it connected, and its
+/// user id (from the kernel: `SO_PEERCRED`).
+pub fn peer(sock: BorrowedFd<'_>) -> io::Result<(i32, u32)> {
+    let c = rustix::net::sockopt::socket_peercred(sock).map_err(io)?;
+    Ok((c.pid.as_raw_nonzero().get(), c.uid.as_raw()))
 }

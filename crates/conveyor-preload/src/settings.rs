@@ -44,10 +44,13 @@ pub fn close() -> Result<Close, Bad> {
     Close::parse(var("CONVEYOR_CLOSE").as_deref().unwrap_or("")).map_err(Bad)
 }
 
-/// `CONVEYOR_CRASH_SAFE` (off when unset or empty).
-pub fn crash_safe() -> Result<bool, Bad> {
-    conveyor_fskind::parse_crash_safe(var("CONVEYOR_CRASH_SAFE").as_deref().unwrap_or(""))
-        .map_err(Bad)
+/// `CONVEYOR_CRASH_SAFE`: whether write-behind is crash-safe, and whether
+/// that was asked for (set, rather than the default).
+pub fn crash_safe() -> Result<(bool, bool), Bad> {
+    let v = var("CONVEYOR_CRASH_SAFE").filter(|v| !v.trim().is_empty());
+    let on = conveyor_fskind::parse_crash_safe(v.as_deref().unwrap_or("")).map_err(Bad)?;
+    // Asked for only when set: the default is on too, but quietly.
+    Ok((on, v.is_some() && on))
 }
 
 /// `CONVEYOR_FLUSHER`: the flusher's socket (`None` when unset or empty).

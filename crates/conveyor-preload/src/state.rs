@@ -30,6 +30,9 @@ pub struct Shim {
     pub stdout_buffer: Option<usize>,
     /// Whether write-behind is crash-safe (`CONVEYOR_CRASH_SAFE`).
     pub crash_safe: bool,
+    /// Whether that was asked for (not the default): a flusher that
+    /// cannot be had is then a warning, not a note.
+    pub crash_safe_asked: bool,
     /// `CONVEYOR_FLUSHER`: the flusher's socket.
     pub flusher: Option<std::path::PathBuf>,
 }
@@ -89,6 +92,7 @@ pub fn fork_child() {
         close: parent.close,
         stdout_buffer: parent.stdout_buffer,
         crash_safe: parent.crash_safe,
+        crash_safe_asked: parent.crash_safe_asked,
         flusher: parent.flusher.clone(),
     };
     match SHIM.get(next) {
@@ -161,7 +165,7 @@ pub fn init() {
     let Some(stdout_buffer) = usable(settings::stdout_buffer()) else {
         return;
     };
-    let Some(crash_safe) = usable(settings::crash_safe()) else {
+    let Some((crash_safe, crash_safe_asked)) = usable(settings::crash_safe()) else {
         return;
     };
     let paths = settings::paths(&raw);
@@ -185,6 +189,7 @@ pub fn init() {
             close,
             stdout_buffer,
             crash_safe,
+            crash_safe_asked,
             flusher: settings::flusher(),
         })
         .is_ok()

@@ -12,7 +12,8 @@ use std::path::PathBuf;
 macro_rules! durability {
     () => {
         "Durability: data is on storage once the program's close, fsync or exit returns; \
-a crash or SIGKILL loses at most the last CONVEYOR_MAX_AGE (5 s) of writes, \
+a write acknowledged by conveyor survives the death of the process (a flusher writes it); \
+with --no-crash-safe a crash or SIGKILL loses at most the last CONVEYOR_MAX_AGE (5 s) of writes, \
 CONVEYOR_WRITE_BUFFER (16 MiB) per file."
     };
 }
@@ -69,11 +70,12 @@ pub struct RunArgs {
     /// close returned is printed at the end and makes the exit status non-zero.
     #[arg(long)]
     pub relaxed_close: bool,
-    /// Crash-safe write-behind (CONVEYOR_CRASH_SAFE=on): pending writes live in shared memory, and
-    /// a flusher process started for the command's process tree writes them should a process be
-    /// killed (SIGKILL, a crash, the OOM killer) before it could. Replaces CONVEYOR_CRASH_SAFE.
+    /// Keep pending writes in each process (CONVEYOR_CRASH_SAFE=off): a process killed (SIGKILL, a
+    /// crash, the OOM killer) loses what it had not written. By default they live in shared memory
+    /// and a flusher started for the command's process tree writes them. Replaces
+    /// CONVEYOR_CRASH_SAFE.
     #[arg(long)]
-    pub crash_safe: bool,
+    pub no_crash_safe: bool,
     /// Where background requests run: pool (default: worker threads) or uring (write batches on
     /// io_uring; prefetches, and everything where the kernel refuses io_uring, on the pool).
     /// Replaces CONVEYOR_EXECUTOR.
@@ -160,9 +162,10 @@ or, with --once, when a file was skipped; 2 for bad arguments."
     /// Write what crashed programs acknowledged and had not written (crash-safe write-behind).
     #[command(
         after_help = "Example:\n  mkdir -m 700 /tmp/cf && conveyor flusher --socket /tmp/cf/s --detach\n  \
-CONVEYOR_CRASH_SAFE=on CONVEYOR_FLUSHER=/tmp/cf/s LD_PRELOAD=.../libconveyor_preload.so CONVEYOR_PATHS=/mnt/data app\n\n\
-`conveyor run --crash-safe` starts one for the command's process tree; start one yourself for\n\
-programs run with LD_PRELOAD. The socket's directory must be yours and closed to others.\n\
+CONVEYOR_FLUSHER=/tmp/cf/s LD_PRELOAD=.../libconveyor_preload.so CONVEYOR_PATHS=/mnt/data app\n\n\
+`conveyor run` starts one for the command's process tree, and the shim the user's own for\n\
+programs run with LD_PRELOAD; start one yourself to choose where it listens (CONVEYOR_FLUSHER).\n\
+The socket's directory must be yours and closed to others.\n\
 Exit status: 0 when it served until done (or another flusher listens there already); 1 when\n\
 the socket cannot be used; 2 for bad arguments."
     )]

@@ -26,7 +26,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -145,85 +145,154 @@ fn listen(socket: &Path) -> Result<Option<UnixListener>, String> {
     Ok(Some(l))
 }
 
-/// Connections now, how many there were, and when the last one ended.
+/// Connections now, and when the last one ended.
 #[derive(Default)]
 struct Load {
     active: AtomicUsize,
-    served: AtomicUsize,
-    // Milliseconds from `start` when the last connection ended.
+    // Milliseconds from the start when the last connection ended.
     quiet_since: AtomicU64,
 }
 
+/// Accepts programs (each served on a thread of its own) until `until`
+/// holds with none connected. One thread accepts and decides to end, so no
+/// connection can be accepted behind the decision: the socket goes first
+/// (no program connects to a flusher about to end), then what was queued
+/// before it went is served.
 fn serve(listener: UnixListener, socket: &Path, until: Until) {
+    raise_open_files();
+    // The socket as bound: removed at the end only if it is still this one
+    // (a flusher that replaced this one's may own the path by then).
+    let bound = std::fs::symlink_metadata(socket)
+        .ok()
+        .map(|m| (m.dev(), m.ino()));
     let load = Arc::new(Load::default());
     let start = Instant::now();
-    {
-        let load = Arc::clone(&load);
-        let socket = socket.to_path_buf();
-        let l = listener.try_clone().ok();
-        std::thread::spawn(move || watch(l, &socket, until, &load, start));
-    }
-    for conn in listener.incoming() {
-        let Ok(conn) = conn else { continue };
-        load.active.fetch_add(1, Ordering::AcqRel);
-        load.served.fetch_add(1, Ordering::AcqRel);
-        let load = Arc::clone(&load);
-        std::thread::spawn(move || {
-            client(conn);
-            load.quiet_since
-                .store(start.elapsed().as_millis() as u64, Ordering::Release);
-            load.active.fetch_sub(1, Ordering::AcqRel);
-        });
-    }
-}
-
-/// Ends the process once `until` holds and no connection is left (checked
-/// every 50 ms): the socket goes first, so no program connects to a
-/// flusher about to exit.
-fn watch(
-    listener: Option<UnixListener>,
-    socket: &PathBuf,
-    until: Until,
-    load: &Load,
-    start: Instant,
-) {
-    let active = &load.active;
+    let mut served = 0u64;
+    let mut closing = false;
     loop {
-        std::thread::sleep(Duration::from_millis(50));
+        let mut pfd = libc::pollfd {
+            fd: listener.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let ready = unsafe { libc::poll(&mut pfd, 1, if closing { 0 } else { 50 }) };
+        if ready > 0 {
+            match listener.accept() {
+                Ok((conn, _)) => {
+                    served += 1;
+                    load.active.fetch_add(1, Ordering::AcqRel);
+                    let l = Arc::clone(&load);
+                    let spawned = std::thread::Builder::new().spawn(move || {
+                        client(conn);
+                        l.quiet_since
+                            .store(start.elapsed().as_millis() as u64, Ordering::Release);
+                        l.active.fetch_sub(1, Ordering::AcqRel);
+                    });
+                    if spawned.is_err() {
+                        // No thread to be had: this connection waits for
+                        // one (its program is not harmed while it lives).
+                        load.active.fetch_sub(1, Ordering::AcqRel);
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                }
+                // Out of descriptors, most likely: wait for some to close.
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+            continue;
+        }
+        if closing {
+            if load.active.load(Ordering::Acquire) == 0 {
+                std::process::exit(0);
+            }
+            closing = false;
+            continue;
+        }
         let over = match until {
-            Until::Idle => load.served.load(Ordering::Acquire) > 0,
-            // SAFETY: signal 0 only checks that the process exists.
-            Until::Gone(pid) => (unsafe { libc::kill(pid, 0) }) != 0,
+            Until::Idle => served > 0,
+            Until::Gone(pid) => gone(pid),
             Until::Quiet(d) => {
                 let since = Duration::from_millis(load.quiet_since.load(Ordering::Acquire));
                 start.elapsed().saturating_sub(since) >= d
             }
         };
-        if !over || active.load(Ordering::Acquire) > 0 {
-            continue;
-        }
-        let _ = std::fs::remove_file(socket);
-        if let Some(dir) = socket.parent() {
-            if dir
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("conveyor-flusher-"))
-            {
-                let _ = std::fs::remove_dir(dir);
+        if over && load.active.load(Ordering::Acquire) == 0 {
+            let now = std::fs::symlink_metadata(socket)
+                .ok()
+                .map(|m| (m.dev(), m.ino()));
+            if now.is_some() && now == bound {
+                let _ = std::fs::remove_file(socket);
+                if let Some(dir) = socket.parent() {
+                    if dir
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("conveyor-flusher-"))
+                    {
+                        // Left when it holds the user's flusher's log.
+                        let _ = std::fs::remove_dir(dir);
+                    }
+                }
             }
-        }
-        // A program that connected just before the socket went is served
-        // still.
-        if let Some(l) = &listener {
-            let _ = l.set_nonblocking(true);
-            while let Ok((conn, _)) = l.accept() {
-                let _ = conn.set_nonblocking(false);
-                client(conn);
-            }
-        }
-        if active.load(Ordering::Acquire) == 0 {
-            std::process::exit(0);
+            // One more look for what was queued before the socket went.
+            closing = true;
         }
     }
+}
+
+/// Whether process `pid` has ended: gone, or a zombie its parent has not
+/// reaped yet (a caller reading the command's output until the end waits
+/// for this flusher, which holds its stderr, before it reaps).
+fn gone(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    if unsafe { libc::kill(pid, 0) } != 0 {
+        return true;
+    }
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        // The state follows the command name, which ends with the last ')'.
+        s.rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+    })
+}
+
+/// Every program connected holds a descriptor here until it ends: the
+/// soft limit is raised to the hard one.
+fn raise_open_files() {
+    // SAFETY: a plain C struct the calls read and fill.
+    unsafe {
+        let mut r: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
+            r.rlim_cur = r.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        }
+    }
+}
+
+/// Waits until process `pid` (whose pidfd is `pidfd`) has ended.
+fn wait_for_death(pidfd: Option<&std::os::fd::OwnedFd>) {
+    let Some(fd) = pidfd else { return };
+    loop {
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd; a pidfd is readable once its process
+        // has ended.
+        let r = unsafe { libc::poll(&mut pfd, 1, -1) };
+        if r > 0 || (r < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted) {
+            return;
+        }
+    }
+}
+
+/// A pidfd of `pid` (Linux 5.3 and later), to tell its death from a closed
+/// connection.
+fn pidfd(pid: i32) -> Option<std::os::fd::OwnedFd> {
+    // SAFETY: no memory involved.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    // SAFETY: a new descriptor only we own.
+    (fd >= 0).then(|| unsafe {
+        <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32)
+    })
 }
 
 /// One program: its greeting, then the wait for its end, then what it
@@ -231,9 +300,9 @@ fn watch(
 fn client(mut conn: UnixStream) {
     // SAFETY: no arguments.
     let me = unsafe { libc::geteuid() };
-    match wire::peer_uid(conn.as_fd()) {
-        Ok(uid) if uid == me => {}
-        Ok(uid) => {
+    let pid = match wire::peer(conn.as_fd()) {
+        Ok((pid, uid)) if uid == me => pid,
+        Ok((_, uid)) => {
             eprintln!("conveyor flusher: refused a connection from uid {uid}");
             return;
         }
@@ -241,9 +310,12 @@ fn client(mut conn: UnixStream) {
             eprintln!("conveyor flusher: {e}");
             return;
         }
-    }
+    };
     let greeting = match wire::receive(conn.as_fd()) {
         Ok(g) => g,
+        // A program that only looked whether a flusher listens (the shim,
+        // after starting one) sent nothing.
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return,
         Err(e) => {
             eprintln!("conveyor flusher: a connection without a journal: {e}");
             return;
@@ -256,15 +328,38 @@ fn client(mut conn: UnixStream) {
             return;
         }
     };
+    // Taken now, while the process is surely alive (it just connected).
+    let death = pidfd(pid);
     // Nothing more comes; the end of the connection is the end of every
-    // copy of the program's socket.
+    // copy of the program's socket: at its exit, exec or death, or when it
+    // closed the descriptor by its number, which is why the process's end
+    // is waited for too (the journal is written only once nothing of the
+    // process can write any more).
     let mut sink = [0u8; 64];
-    while matches!(conn.read(&mut sink), Ok(n) if n > 0) {}
+    loop {
+        match conn.read(&mut sink) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    drop(conn);
+    wait_for_death(death.as_ref());
     let pending = journal.pending();
     if pending.is_empty() {
         return;
     }
     let names = journal.files();
+    // Each file's ctime as the process's end is seen, before any is
+    // written: a change after this is another program's.
+    let seen: HashMap<u64, (i64, i64)> = names
+        .iter()
+        .filter_map(|(id, n)| {
+            let m = std::fs::symlink_metadata(std::ffi::OsStr::from_bytes(&n.path)).ok()?;
+            Some((*id, (m.ctime(), m.ctime_nsec())))
+        })
+        .collect();
     let mut by_file: HashMap<u64, Vec<Pending>> = HashMap::new();
     for p in pending {
         by_file.entry(p.file).or_default().push(p);
@@ -272,7 +367,7 @@ fn client(mut conn: UnixStream) {
     for (id, records) in by_file {
         let bytes: usize = records.iter().map(|r| r.data.len()).sum();
         let res = match names.get(&id) {
-            Some(name) => write_file(name, &records),
+            Some(name) => write_file(name, &records, seen.get(&id).copied()),
             None => Err("the journal does not name the file".to_string()),
         };
         let path = names.get(&id).map_or("?".into(), |n| {
@@ -295,7 +390,11 @@ fn client(mut conn: UnixStream) {
 }
 
 /// Writes one file's records, if `name` still names the same file.
-fn write_file(name: &FileName, records: &[Pending]) -> Result<u64, String> {
+fn write_file(
+    name: &FileName,
+    records: &[Pending],
+    seen: Option<(i64, i64)>,
+) -> Result<u64, String> {
     let path = Path::new(std::ffi::OsStr::from_bytes(&name.path));
     let open = |append: bool| -> Result<File, String> {
         let f = File::options()
@@ -308,13 +407,27 @@ fn write_file(name: &FileName, records: &[Pending]) -> Result<u64, String> {
         // Where inode numbers are made up (rclone), the shim names a file
         // by its device and path: the path is the identity there.
         let same = m.dev() == name.dev && (m.ino() == name.ino || paths_are_identity(m.dev()));
+        // Changed since the process ended: a program started after it (a
+        // rerun truncating the same file) owns the file now, and the dead
+        // process's data must not land over its own. (Compared with the
+        // file's own ctime when the end was seen, not with a clock: a
+        // remote server's may run ahead.)
+        if !append && seen.is_some_and(|c| c != (m.ctime(), m.ctime_nsec())) {
+            return Err(
+                "the file changed after the process ended (another program writes it now)".into(),
+            );
+        }
         if !same {
             return Err("the path now names another file (renamed or replaced)".into());
         }
         Ok(f)
     };
+    let file = open(false)?;
+    // For appends in flight: their bytes where they were expected.
+    let reader = File::open(path).ok();
     let mut t = FileTarget {
-        file: open(false)?,
+        file,
+        reader,
         appender: None,
         open: &open,
     };
@@ -331,6 +444,7 @@ fn paths_are_identity(dev: u64) -> bool {
 
 struct FileTarget<'a> {
     file: File,
+    reader: Option<File>,
     appender: Option<File>,
     open: &'a dyn Fn(bool) -> Result<File, String>,
 }
@@ -350,5 +464,12 @@ impl Target for FileTarget<'_> {
     }
     fn size(&mut self) -> io::Result<u64> {
         Ok(self.file.metadata()?.len())
+    }
+    fn read_at(&mut self, off: u64, buf: &mut [u8]) -> io::Result<usize> {
+        match &self.reader {
+            Some(r) => r.read_at(buf, off),
+            // A file the flusher may not read: nothing is taken as landed.
+            None => Ok(0),
+        }
     }
 }

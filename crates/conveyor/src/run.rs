@@ -241,11 +241,11 @@ pub fn run(a: RunArgs) -> ExitCode {
     if let Some(e) = &a.executor {
         set.push(("CONVEYOR_EXECUTOR", e.into(), Origin::Option("--executor")));
     }
-    if a.crash_safe {
+    if a.no_crash_safe {
         set.push((
             "CONVEYOR_CRASH_SAFE",
-            "on".into(),
-            Origin::Option("--crash-safe"),
+            "off".into(),
+            Origin::Option("--no-crash-safe"),
         ));
     }
     if a.relaxed_close {
@@ -384,7 +384,9 @@ pub fn run(a: RunArgs) -> ExitCode {
         cmd.env(k, v);
     }
     let crash_safe = lookup("CONVEYOR_CRASH_SAFE")
-        .and_then(|(v, _)| conveyor_fskind::parse_crash_safe(&v.to_string_lossy()).ok())
+        .map_or(Ok(true), |(v, _)| {
+            conveyor_fskind::parse_crash_safe(&v.to_string_lossy())
+        })
         .unwrap_or(false);
     if crash_safe && std::env::var_os("CONVEYOR_FLUSHER").is_none_or(|v| v.is_empty()) {
         match start_flusher() {

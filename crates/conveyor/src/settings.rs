@@ -292,8 +292,13 @@ after this process's next exit, exec, fsync or lock"
         .as_ref()
         .map(|(s, _)| conveyor_fskind::parse_crash_safe(s))
     {
-        None | Some(Ok(false)) => (
-            "off (default): pending writes are kept in each process; a killed process loses them".into(),
+        Some(Ok(false)) => (
+            "off: pending writes are kept in each process; a killed process loses them".into(),
+            None,
+        ),
+        None => (
+            "on (default): pending writes are kept in shared memory, and a flusher writes them if the process is killed"
+                .into(),
             None,
         ),
         Some(Ok(true)) => (
@@ -316,7 +321,7 @@ after this process's next exit, exec, fsync or lock"
     out.push(Verdict {
         name: "CONVEYOR_FLUSHER",
         meaning: match &flusher {
-            None => "unset: `conveyor run --crash-safe` starts a flusher and sets it".into(),
+            None => "unset: `conveyor run` starts a flusher for the command and sets it; a bare LD_PRELOAD uses the user's own".into(),
             Some((s, _)) => format!("the flusher's socket: {s}"),
         },
         value: flusher,

@@ -29,7 +29,9 @@ pub struct Args {
     pub busy: usize,
     /// `--executors`: every case also runs with `CONVEYOR_EXECUTOR=uring`.
     pub executors: bool,
-    /// `--crash-safe`: every case also runs with `CONVEYOR_CRASH_SAFE=on`.
+    /// `--crash-safe`: every case also runs with `CONVEYOR_CRASH_SAFE=off`,
+    /// to compare crash-safe write-behind (the default) with in-process
+    /// buffers.
     pub crash_safe: bool,
     /// `--always`: conveyor runs with `CONVEYOR_MODE=always` (managing
     /// tmpfs and the local disk too).

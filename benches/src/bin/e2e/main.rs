@@ -87,7 +87,7 @@ fn variants(c: Case, rep: usize, pre: &Preloads, a: &Args) -> Vec<Variant> {
         v.push(Variant::Uring);
     }
     if a.crash_safe {
-        v.push(Variant::CrashSafe);
+        v.push(Variant::InProcess);
     }
     // Rotating the order evens out whatever the previous run leaves behind
     // (warm caches, a busy flusher of the filesystem).

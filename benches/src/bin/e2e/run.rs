@@ -22,9 +22,11 @@ pub enum Variant {
     /// conveyor with `CONVEYOR_EXECUTOR=uring`: background requests on
     /// io_uring instead of the worker pool.
     Uring,
-    /// conveyor with `CONVEYOR_CRASH_SAFE=on`: pending writes in a
-    /// shared-memory journal the user's flusher writes if a process dies.
-    CrashSafe,
+    /// conveyor with `CONVEYOR_CRASH_SAFE=off`: pending writes in each
+    /// process, as before crash-safe write-behind (the default, which
+    /// `Conveyor` runs, keeps them in a shared-memory journal the user's
+    /// flusher writes if a process dies).
+    InProcess,
 }
 
 impl Variant {
@@ -36,7 +38,7 @@ impl Variant {
             Variant::EatMyData => "eatmydata",
             Variant::Relaxed => "relaxed",
             Variant::Uring => "uring",
-            Variant::CrashSafe => "crash-safe",
+            Variant::InProcess => "in-process",
         }
     }
 }
@@ -126,12 +128,10 @@ pub fn timed(
                 .env("CONVEYOR_PATHS", paths)
                 .env("CONVEYOR_EXECUTOR", "uring");
         }
-        Variant::CrashSafe => {
-            // A bare preload: the first run starts the user's flusher,
-            // which later runs find listening.
+        Variant::InProcess => {
             cmd.env("LD_PRELOAD", &pre.conveyor)
                 .env("CONVEYOR_PATHS", paths)
-                .env("CONVEYOR_CRASH_SAFE", "on");
+                .env("CONVEYOR_CRASH_SAFE", "off");
         }
         Variant::EatMyData => {
             let lib = pre

@@ -134,6 +134,9 @@ pub(crate) struct File {
     pub name: String,
     // The file's number in the journal, and its identity.
     id: u64,
+    // Set once the journal names the file (`Named::Yes`): its writes then
+    // call `Hooks::watch`, off the lock.
+    journaled: AtomicBool,
     key: crate::engine::FileKey,
     pub rec: Recorder,
     // Handles open on the file. A worker finishing a batch may still hold
@@ -191,6 +194,7 @@ impl File {
         };
         File {
             id,
+            journaled: AtomicBool::new(false),
             key,
             name: name.to_string(),
             rec,
@@ -238,10 +242,8 @@ impl File {
     fn replace_backend(&self, st: &mut State, backend: Arc<dyn Backend>) {
         st.backend = backend;
     }
-    /// Once the journal holds data of the file: names the file there and
-    /// has the embedder make sure a flusher watches the journal (once per
-    /// file: a flusher that went away is found again when a file is next
-    /// named).
+    /// Once the journal holds data of the file: names the file there (the
+    /// write then calls `Hooks::watch`, off the lock, before it returns).
     fn protect(&self, st: &mut State) {
         let Some(journal) = self.shared.budget.journal() else {
             return;
@@ -253,7 +255,7 @@ impl File {
                 .unwrap_or_else(|| self.name.as_bytes().to_vec());
             st.named = match journal.name_file(self.id, self.key.dev, self.key.ino, &path) {
                 Some(e) => {
-                    (self.shared.hooks.watch)();
+                    self.journaled.store(true, Relaxed);
                     Named::Yes(e)
                 }
                 None => {

@@ -36,8 +36,15 @@ impl File {
                 .and_then(|_| self.write_direct(off, data))
                 .map(Some)
         } else {
-            self.write_buffered(off, data, seen, self.shared.clock.now())
-                .map(Some)
+            let r = self
+                .write_buffered(off, data, seen, self.shared.clock.now())
+                .map(Some);
+            // Off the file's lock, before the write returns: the journal
+            // holds data of the file, so a flusher must have it.
+            if self.journaled.load(Relaxed) {
+                (self.shared.hooks.watch)();
+            }
+            r
         };
         if res.is_ok() {
             self.rec.add(|c| &c.app_write_bytes, len);

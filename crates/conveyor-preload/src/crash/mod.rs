@@ -2,7 +2,7 @@
 //! the engine keeps its write-behind segments in a shared-memory journal
 //! (`conveyor_journal`), and the first time the journal holds data, the
 //! shim connects to the flusher (`CONVEYOR_FLUSHER`, a Unix socket
-//! `conveyor run --crash-safe` starts) and hands the journal over. Should
+//! `conveyor run` starts) and hands the journal over. Should
 //! the process die, the flusher writes what it acknowledged.
 //!
 //! The connection is a private descriptor (high, close-on-exec, kept out
@@ -14,7 +14,7 @@
 //! Without `CONVEYOR_FLUSHER` (a bare `LD_PRELOAD`), the process uses the
 //! user's own flusher, `$XDG_RUNTIME_DIR/conveyor-flusher-$UID/socket` (or
 //! under `/tmp`), and starts it when none listens (`spawn`): `conveyor
-//! flusher --detach --idle 30`, found next to the shim or in `PATH`.
+//! flusher --detach --idle 120`, found next to the shim or in `PATH`.
 //!
 //! Nothing here is on the write path once connected: `watch` runs when a
 //! file is first named in the journal, and costs one `recv` then.
@@ -24,7 +24,7 @@ mod spawn;
 use crate::backend::{place_high, track, untrack};
 use conveyor_engine::journal::{wire, Journal};
 use std::os::fd::{BorrowedFd, IntoRawFd};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 // The connection to the flusher (-1: none). Changed only under `CONNECT`.
@@ -66,11 +66,45 @@ fn journal() -> Option<&'static Journal> {
     (!p.is_null()).then(|| unsafe { &*p })
 }
 
-/// The engine's `Hooks::watch`: makes sure a flusher has the journal.
+// Milliseconds (of `now_ms`) when `watch` last looked at the connection,
+// and before which it does not try to connect again after a failure.
+static LOOKED: AtomicU64 = AtomicU64::new(0);
+static RETRY_AT: AtomicU64 = AtomicU64::new(0);
+// The connection's inode: a descriptor number the program closed and
+// reused is never closed by us.
+static SOCK_INO: AtomicU64 = AtomicU64::new(0);
+
+/// How often a connected process looks whether its flusher is still there.
+const LOOK_EVERY_MS: u64 = 1000;
+/// How long after a failure to reach or start a flusher it tries again.
+const RETRY_AFTER_MS: u64 = 10_000;
+
+fn now_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+        + 1
+}
+
+/// The engine's `Hooks::watch`, after each buffered write of a file the
+/// journal names (the program's thread, no engine lock held): makes sure a
+/// flusher has the journal. Connected, it costs a clock read, and a
+/// `recv` once a second; after a failure it tries again 10 s later.
 pub fn watch() {
+    let now = now_ms();
     let fd = SOCK.load(Ordering::Acquire);
-    // SAFETY: `fd` is our private connection, open while SOCK holds it.
-    if fd >= 0 && !wire::hung_up(unsafe { BorrowedFd::borrow_raw(fd) }) {
+    if fd >= 0 {
+        if now.saturating_sub(LOOKED.load(Ordering::Relaxed)) < LOOK_EVERY_MS {
+            return;
+        }
+        LOOKED.store(now, Ordering::Relaxed);
+        // SAFETY: our connection's number (a closed one fails the recv).
+        if !wire::hung_up(unsafe { BorrowedFd::borrow_raw(fd) }) {
+            return;
+        }
+    } else if now < RETRY_AT.load(Ordering::Relaxed) {
         return;
     }
     let _one = CONNECT.lock().unwrap_or_else(|p| p.into_inner());
@@ -80,51 +114,86 @@ pub fn watch() {
         if !wire::hung_up(unsafe { BorrowedFd::borrow_raw(fd) }) {
             return;
         }
-        tracing::warn!("the flusher went away; connecting to it again");
+        tracing::info!("the flusher went away; handing the journal to another");
         close(fd);
+    } else if now < RETRY_AT.load(Ordering::Relaxed) {
+        return;
     }
-    let Some(shim) = crate::state::get() else {
-        return;
-    };
-    let Some(journal) = journal() else {
-        return;
-    };
-    // The one given, or the user's own, started here when none listens.
-    let (path, own) = match &shim.flusher {
-        Some(p) => (p.clone(), false),
-        None => (user_socket(), true),
-    };
-    let sock = match wire::connect(&path) {
-        Ok(s) => Ok(s),
-        Err(_) if own => spawn::flusher(&path),
-        Err(e) => Err(e),
+    if connect().is_err() {
+        RETRY_AT.store(now + RETRY_AFTER_MS, Ordering::Relaxed);
+    }
+}
+
+/// Connects to a flusher and hands it the journal (under `CONNECT`).
+fn connect() -> Result<(), ()> {
+    let shim = crate::state::get().ok_or(())?;
+    let journal = journal().ok_or(())?;
+    // The one given; else, or when it is gone (killed: its socket is
+    // left), the user's own, started here when none listens.
+    let own = user_socket();
+    let given = shim.flusher.as_ref().map(|p| (p, wire::connect(p)));
+    let (path, sock) = match given {
+        Some((p, Ok(s))) => (p.clone(), Ok(s)),
+        other => {
+            if let Some((p, Err(e))) = other {
+                tracing::info!(
+                    "the flusher at {} cannot be reached ({e}); using the user's own at {}",
+                    p.display(),
+                    own.display()
+                );
+            }
+            let s = wire::connect(&own).or_else(|_| spawn::flusher(&own));
+            (own, s)
+        }
     };
     let sock = match sock {
         Ok(s) => s,
         Err(e) => {
             if !SAID.swap(true, Ordering::AcqRel) {
-                tracing::warn!(
+                let msg = format!(
                     "cannot reach the flusher at {} ({e}): pending writes are lost if this process is killed",
                     path.display()
                 );
+                if shim.crash_safe_asked {
+                    tracing::warn!("{msg}");
+                } else {
+                    tracing::info!("{msg}");
+                }
             }
-            return;
+            return Err(());
         }
     };
     let fd = track(place_high(sock.into_raw_fd()));
     if fd < 0 {
-        return;
+        return Err(());
     }
     // SAFETY: `fd` is the connection just made, ours alone.
     match wire::greet(unsafe { BorrowedFd::borrow_raw(fd) }, journal) {
         Ok(()) => {
+            SOCK_INO.store(inode(fd), Ordering::Release);
             SOCK.store(fd, Ordering::Release);
+            LOOKED.store(now_ms(), Ordering::Relaxed);
             SAID.store(false, Ordering::Release);
+            Ok(())
         }
         Err(e) => {
             tracing::warn!("the flusher at {} refused the journal: {e}", path.display());
+            SOCK_INO.store(inode(fd), Ordering::Release);
             close(fd);
+            Err(())
         }
+    }
+}
+
+/// The inode of descriptor `fd` (0 if it is not open).
+fn inode(fd: i32) -> u64 {
+    // SAFETY: a plain C struct fstat fills.
+    let mut st: libc::stat64 = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is writable; a bad descriptor only fails.
+    if unsafe { crate::real::fstat64(fd, &mut st) } == 0 {
+        st.st_ino
+    } else {
+        0
     }
 }
 
@@ -141,11 +210,15 @@ fn user_socket() -> std::path::PathBuf {
     base.join(format!("conveyor-flusher-{uid}")).join("socket")
 }
 
+/// Lets go of the connection `fd`, closing it only if the number still
+/// is our socket (a program may have closed it and reused the number).
 fn close(fd: i32) {
     SOCK.store(-1, Ordering::Release);
     untrack(fd);
-    // SAFETY: our own connection, no longer published.
-    unsafe { crate::real::close(fd) };
+    if inode(fd) == SOCK_INO.load(Ordering::Acquire) {
+        // SAFETY: our own connection, no longer published.
+        unsafe { crate::real::close(fd) };
+    }
 }
 
 /// Held across `fork`: a child must not find it taken by a thread it does
@@ -166,6 +239,8 @@ pub fn in_child(private: &mut Vec<libc::c_int>) {
         unsafe { crate::real::close(fd) };
     }
     SAID.store(false, Ordering::Release);
+    LOOKED.store(0, Ordering::Relaxed);
+    RETRY_AT.store(0, Ordering::Relaxed);
     if let Some(j) = journal() {
         private.retain(|p| *p != j.fd_raw());
         j.detach();

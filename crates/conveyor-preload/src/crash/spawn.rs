@@ -8,12 +8,13 @@
 //! `posix_spawn` does, and runs only system calls.
 //!
 //! The clone (sharing memory, as `posix_spawn`'s does, and running only
-//! system calls) forks once more and exits at once; it never execs, so it
-//! stays a clone the program's `wait(-1)` does not see, and no `SIGCHLD`
-//! comes of it (an exec would make it an ordinary child again). The
-//! grandchild, whose parent is gone, execs `conveyor flusher --detach`,
-//! which binds the socket and goes on in a session of its own; the caller
-//! then waits for the socket to listen.
+//! system calls) starts a grandchild the same way and exits once that one
+//! has exec'd; it never execs itself, so it stays a clone the program's
+//! `wait(-1)` does not see, and no `SIGCHLD` comes of it (an exec would
+//! make it an ordinary child again). The grandchild, whose parent is gone,
+//! execs `conveyor flusher --detach`, which binds the socket and goes on
+//! in a session of its own; the caller then waits for the socket to
+//! listen. Nothing of the program's memory is copied.
 
 use std::ffi::CString;
 use std::io;
@@ -22,7 +23,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 /// How long the user's own flusher stays without programs.
-const IDLE_SECS: &str = "30";
+const IDLE_SECS: &str = "120";
 
 /// Starts the user's own flusher on `socket` (its directory made, 0700);
 /// returns a connection to it.
@@ -91,7 +92,13 @@ fn binary() -> Option<PathBuf> {
         }
     }
     if let Some(path) = std::env::var_os("PATH") {
-        candidates.extend(std::env::split_paths(&path).map(|d| d.join("conveyor")));
+        // Only absolute entries: a relative one would run whatever
+        // `conveyor` the program's working directory holds.
+        candidates.extend(
+            std::env::split_paths(&path)
+                .filter(|d| d.is_absolute())
+                .map(|d| d.join("conveyor")),
+        );
     }
     candidates.into_iter().find(|p| {
         let Ok(c) = CString::new(p.as_os_str().as_bytes()) else {
@@ -106,45 +113,68 @@ struct Child<'a> {
     argv: &'a [*const libc::c_char],
     envp: &'a [*const libc::c_char],
     null: &'a CString,
+    // Descriptors to close past 2 where `close_range` is missing (before
+    // Linux 5.9): the soft `RLIMIT_NOFILE`, read before the clone.
+    max_fd: u32,
+    // The grandchild's stack.
+    stack: *mut libc::c_void,
 }
 
-extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
-    // SAFETY: `arg` is the `Child` the parent passed, alive until this
-    // clone exits (CLONE_VFORK suspends the parent); only system calls
-    // follow. The raw fork gives the grandchild a copy of this memory, in
-    // which it goes on alone.
+/// The grandchild: the standard descriptors on /dev/null, every other
+/// descriptor closed, then the flusher.
+extern "C" fn grandchild(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the parent's `Child`, alive until the exec (every
+    // clone in between is a vfork); only system calls follow.
     unsafe {
         let c = &*(arg as *const Child);
-        let pid = libc::syscall(
-            libc::SYS_clone,
-            libc::SIGCHLD as libc::c_long,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
+        let null = libc::syscall(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            c.null.as_ptr(),
+            libc::O_RDWR,
         );
-        if pid == 0 {
-            let null = libc::syscall(libc::SYS_open, c.null.as_ptr(), libc::O_RDWR);
-            if null >= 0 {
-                for fd in 0..3 {
-                    libc::syscall(libc::SYS_dup2, null, fd);
-                }
+        if null >= 0 {
+            for fd in 0..3 {
+                libc::syscall(libc::SYS_dup3, null, fd, 0);
             }
-            libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
-            libc::syscall(
-                libc::SYS_execve,
-                c.argv[0],
-                c.argv.as_ptr(),
-                c.envp.as_ptr(),
-            );
-            libc::syscall(libc::SYS_exit, 127);
         }
+        if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) != 0 {
+            for fd in 3..c.max_fd {
+                libc::syscall(libc::SYS_close, fd);
+            }
+        }
+        libc::syscall(
+            libc::SYS_execve,
+            c.argv[0],
+            c.argv.as_ptr(),
+            c.envp.as_ptr(),
+        );
+        libc::syscall(libc::SYS_exit, 127);
+    }
+    127
+}
+
+/// The clone: starts the grandchild (sharing memory until its exec, so
+/// nothing of the program's memory is copied) and exits.
+extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the parent's `Child`, alive while this clone runs
+    // (CLONE_VFORK suspends the parent); the grandchild's stack is the
+    // parent's too; only system calls follow.
+    unsafe {
+        let c = &*(arg as *const Child);
+        let pid = libc::clone(
+            grandchild,
+            c.stack,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            arg,
+        );
         libc::syscall(libc::SYS_exit, if pid > 0 { 0 } else { 1 });
     }
     1
 }
 
-/// Runs `argv` as described above; returns its exit status.
+/// Runs `argv` as described above; returns the clone's exit status (0:
+/// the grandchild was started).
 fn run(argv: &[CString]) -> io::Result<i32> {
     let ptrs: Vec<*const libc::c_char> = argv
         .iter()
@@ -153,14 +183,26 @@ fn run(argv: &[CString]) -> io::Result<i32> {
         .collect();
     let envp = [std::ptr::null()];
     let null = CString::new("/dev/null").map_err(|_| io::Error::other("NUL"))?;
+    // SAFETY: a plain C struct getrlimit fills.
+    let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: `lim` is writable.
+    let max_fd = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        lim.rlim_cur.min(65536) as u32
+    } else {
+        1024
+    };
+    let mut stacks = vec![0u8; 128 << 10];
+    let (first, second) = stacks.split_at_mut(64 << 10);
+    // The stacks grow down from their (16-aligned) ends.
+    let top = |s: &mut [u8]| s.as_mut_ptr_range().end.map_addr(|a| a & !15);
     let args = Child {
         argv: &ptrs,
         envp: &envp,
         null: &null,
+        max_fd,
+        stack: top(second).cast(),
     };
-    let mut stack = vec![0u8; 64 << 10];
-    // SAFETY: the stack grows down from its (16-aligned) end.
-    let top = unsafe { stack.as_mut_ptr().add(stack.len()) }.map_addr(|a| a & !15);
+    let first_top = top(first);
     // SAFETY: zeroed sets, filled or restored by the calls.
     let (mut all, mut old): (libc::sigset_t, libc::sigset_t) = unsafe { std::mem::zeroed() };
     // SAFETY: `all` and `old` are valid sets.
@@ -168,13 +210,13 @@ fn run(argv: &[CString]) -> io::Result<i32> {
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
     }
-    // SAFETY: `child` runs on `stack` (alive: the parent is suspended until
-    // the exec) with `args`; no exit signal, so no SIGCHLD and no
+    // SAFETY: `child` runs on `first` (alive: the parent is suspended until
+    // the clone exits) with `args`; no exit signal, so no SIGCHLD and no
     // `wait(-1)` reports it.
     let pid = unsafe {
         libc::clone(
             child,
-            top.cast(),
+            first_top.cast(),
             libc::CLONE_VM | libc::CLONE_VFORK,
             &args as *const Child as *mut libc::c_void,
         )

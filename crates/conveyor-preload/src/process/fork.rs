@@ -75,6 +75,9 @@ fn in_parent(hold: ForkHold) {
 /// parent's engine and threads keep them), and files it opens from now on
 /// are managed by a fresh engine with workers of its own.
 fn in_child(mut hold: ForkHold) {
+    // First: what follows may drop the parent's files here, whose drops
+    // must not reach the parent's journal or connection.
+    crate::crash::in_child(&mut hold.private);
     super::fatal::in_child();
     let inherited: Vec<_> = fdtable::all().iter().map(|(_, d)| d.key).collect();
     fdtable::forget_all();
@@ -94,7 +97,6 @@ fn in_child(mut hold: ForkHold) {
         // SAFETY: the shim's own descriptor, which nothing in the child uses.
         unsafe { crate::real::close(ring) };
     }
-    crate::crash::in_child(&mut private);
     // The new state tracks descriptors of its own (its journal's).
     drop(private);
     state::fork_child();
