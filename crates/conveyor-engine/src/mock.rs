@@ -79,6 +79,15 @@ pub struct MockConfig {
     pub defers_background: bool,
 }
 
+/// A request past the gate, counted until it is done.
+struct Passed<'a>(&'a AtomicUsize);
+
+impl Drop for Passed<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// The in-memory backend. Data lands when a request completes, after its
 /// latency, so concurrent requests overlap as on real storage.
 pub struct MemBackend {
@@ -92,6 +101,9 @@ pub struct MemBackend {
     gate_cv: Condvar,
     // Requests waiting at the closed gate now.
     at_gate: AtomicUsize,
+    // Write and append requests past the gate and not yet done; raised
+    // under the gate's lock, so a closed gate counts every one that passed.
+    passed: AtomicUsize,
     calls: AtomicU64,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
@@ -118,6 +130,7 @@ impl MemBackend {
             gate: Mutex::new(false),
             gate_cv: Condvar::new(),
             at_gate: AtomicUsize::new(0),
+            passed: AtomicUsize::new(0),
             calls: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
@@ -167,16 +180,27 @@ impl MemBackend {
         self.gate_cv.notify_all();
     }
 
-    fn pass_gate(&self) {
+    fn pass_gate(&self) -> Passed<'_> {
         let mut closed = lock(&self.gate);
-        if !*closed {
-            return;
+        if *closed {
+            self.at_gate.fetch_add(1, Ordering::SeqCst);
+            while *closed {
+                closed = self.gate_cv.wait(closed).unwrap_or_else(|p| p.into_inner());
+            }
+            self.at_gate.fetch_sub(1, Ordering::SeqCst);
         }
-        self.at_gate.fetch_add(1, Ordering::SeqCst);
-        while *closed {
-            closed = self.gate_cv.wait(closed).unwrap_or_else(|p| p.into_inner());
+        self.passed.fetch_add(1, Ordering::SeqCst);
+        Passed(&self.passed)
+    }
+
+    /// Closes the gate and waits until every write or append request that
+    /// passed it is done: storage then holds exactly what it will hold
+    /// until the gate opens (a moment of death, for crash tests).
+    pub fn settle(&self) {
+        self.close_gate();
+        while self.passed.load(Ordering::SeqCst) > 0 {
+            std::thread::yield_now();
         }
-        self.at_gate.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Write and append requests held at the closed gate now.
@@ -302,7 +326,7 @@ impl Backend for MemBackend {
 
     fn pwritev(&self, bufs: &[&[u8]], offset: u64) -> Result<usize> {
         let _serial = self.cfg.serial_writes.then(|| lock(&self.writer));
-        self.pass_gate();
+        let _passed = self.pass_gate();
         self.begin(self.cfg.write_latency)?;
         let len = total(bufs);
         let res = match self.fault(Op::Write, offset, len) {
@@ -320,7 +344,7 @@ impl Backend for MemBackend {
 
     fn append(&self, bufs: &[&[u8]]) -> Result<(usize, Option<u64>)> {
         let _serial = self.cfg.serial_writes.then(|| lock(&self.writer));
-        self.pass_gate();
+        let _passed = self.pass_gate();
         self.begin(self.cfg.write_latency)?;
         let len = total(bufs);
         let mut data = lock(&self.data);

@@ -85,9 +85,10 @@ fn check(ops: &[W], stop: usize, seed: u64) -> std::result::Result<(), TestCaseE
             }
         }
     }
-    b.close_gate();
-    // The moment of death: storage as it is, and the journal as a second
+    // The moment of death: no request runs (those that had passed the
+    // gate are done), storage as it is, and the journal as a second
     // process maps it.
+    b.settle();
     let mut stored = b.contents();
     let seen = Journal::open(journal.fd().try_clone().unwrap()).unwrap();
     let pending = seen.pending();
