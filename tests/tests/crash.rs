@@ -527,6 +527,8 @@ fn a_process_tree_killed_together_loses_no_acknowledged_write() {
         .current_dir(fs.mnt())
         .env("TMPDIR", tmp.path())
         .env("CONVEYOR_MODE", "always")
+        // The default (the suite also runs with CONVEYOR_CRASH_SAFE=off).
+        .env_remove("CONVEYOR_CRASH_SAFE")
         .env_remove("CONVEYOR_FLUSHER")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
