@@ -64,8 +64,10 @@ struct Flusher {
 
 impl Flusher {
     fn start() -> Flusher {
-        let dir = TempDir::new("flusher");
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        Flusher::start_in(private_dir("flusher"))
+    }
+    /// A flusher on socket `s` of `dir` (which may hold a stale one).
+    fn start_in(dir: TempDir) -> Flusher {
         let f = Flusher { dir };
         let st = Command::new(conveyor())
             .args(["flusher", "--detach", "--socket"])
@@ -98,6 +100,35 @@ impl Flusher {
         }
         std::fs::read_to_string(self.log()).unwrap_or_default()
     }
+}
+
+/// A fresh directory closed to others (as the flusher's must be).
+fn private_dir(tag: &str) -> TempDir {
+    let dir = TempDir::new(tag);
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    dir
+}
+
+/// Sends SIGKILL to `target` (a pid, or `-PGID` for a process group);
+/// whether it was delivered.
+fn kill(target: &str) -> bool {
+    Command::new("kill")
+        .args(["-KILL", "--", target])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Waits (at most 60 s) until `path` holds at least `len` bytes: what a
+/// flusher writes while its own end is not awaited. Whether it does.
+fn lands(path: &Path, len: u64) -> bool {
+    let t = Instant::now();
+    while std::fs::metadata(path).map_or(0, |m| m.len()) < len {
+        if t.elapsed() > Duration::from_secs(60) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
 }
 
 /// The shim's environment for a crash-safe program served by `f`.
@@ -419,8 +450,7 @@ fn dd_killed_loses_no_acknowledged_write() {
 #[test]
 fn a_killed_flusher_is_replaced_and_costs_the_program_nothing() {
     let fs = SlowFs::mount(&["--write-ms", "5"]);
-    let runtime = TempDir::new("xdg-replaced");
-    std::fs::set_permissions(runtime.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let runtime = private_dir("xdg-replaced");
     let f = Flusher::start();
     let bin = writer_bin();
     let path = fs.mnt().join("out");
@@ -446,11 +476,7 @@ fn a_killed_flusher_is_replaced_and_costs_the_program_nothing() {
     let mut seen = 0;
     until(&rx, 2000, &mut seen);
     let pid = process_with(&f.socket()).expect("the flusher's process");
-    let killed = Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    assert!(kill(&pid.to_string()));
     let own = runtime
         .path()
         .join(format!("conveyor-flusher-{}", user_id()))
@@ -472,17 +498,11 @@ fn a_killed_flusher_is_replaced_and_costs_the_program_nothing() {
         "the writer stopped after the flusher was killed ({how})"
     );
     let out = fs.backing().join("out");
-    let t = Instant::now();
-    while std::fs::metadata(&out).map_or(0, |m| m.len()) < seen
-        && t.elapsed() < Duration::from_secs(60)
-    {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // `check` below says what is missing, if anything.
+    lands(&out, seen);
     let said = std::fs::read_to_string(own.with_file_name("log")).unwrap_or_default();
     if let Some(p) = process_with(&own) {
-        let _ = Command::new("kill")
-            .args(["-KILL", &p.to_string()])
-            .status();
+        kill(&p.to_string());
     }
     check(
         &out,
@@ -545,11 +565,7 @@ fn a_process_tree_killed_together_loses_no_acknowledged_write() {
         *e = (*e).max(end);
     }
     let group = format!("-{}", child.id());
-    assert!(Command::new("kill")
-        .args(["-KILL", "--", &group])
-        .status()
-        .unwrap()
-        .success());
+    assert!(kill(&group));
     let status = child.wait().unwrap();
     while let Ok((id, end)) = rx.recv_timeout(Duration::from_secs(10)) {
         let e = seen.entry(id).or_insert(0);
@@ -678,24 +694,13 @@ fn another_user_reaches_neither_the_flusher_nor_the_journal() {
 /// replaced by the next flusher, which then serves.
 #[test]
 fn a_socket_left_by_a_killed_flusher_is_replaced() {
-    let dir = TempDir::new("stale");
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let dir = private_dir("stale");
     let socket = dir.path().join("s");
     drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
     assert!(socket.exists());
     let fs = SlowFs::mount(&["--write-ms", "5"]);
-    let st = Command::new(conveyor())
-        .args(["flusher", "--detach", "--socket"])
-        .arg(&socket)
-        .arg("--log")
-        .arg(dir.path().join("log"))
-        .status()
-        .unwrap();
-    assert!(
-        st.success(),
-        "the flusher did not replace the stale socket: {st}"
-    );
-    let f = Flusher { dir };
+    // Its start asserts it listens.
+    let f = Flusher::start_in(dir);
     let (mut child, _keep) = writer(&fs, &f, 11, "out", 0, "wait");
     let rx = reports(&mut child);
     let mut seen = 0;
@@ -822,22 +827,14 @@ fn a_living_child_does_not_hold_back_its_parents_data() {
     // The flusher ends only once the child is gone too; the parent's data
     // must land before.
     let out = fs.backing().join("out");
-    let t = Instant::now();
-    while std::fs::metadata(&out).map_or(0, |m| m.len()) < seen {
-        if t.elapsed() > Duration::from_secs(60) {
-            let _ = Command::new("kill")
-                .args(["-KILL", &forked.to_string()])
-                .status();
-            panic!(
-                "the parent's data waited for its child ({how}; flusher: {})",
-                f.done()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    if !lands(&out, seen) {
+        kill(&forked.to_string());
+        panic!(
+            "the parent's data waited for its child ({how}; flusher: {})",
+            f.done()
+        );
     }
-    let _ = Command::new("kill")
-        .args(["-KILL", &forked.to_string()])
-        .status();
+    kill(&forked.to_string());
     let said = f.done();
     check(
         &out,
@@ -855,8 +852,7 @@ fn a_living_child_does_not_hold_back_its_parents_data() {
 #[test]
 fn a_bare_preload_starts_the_users_flusher_unseen() {
     let fs = SlowFs::mount(&["--write-ms", "5"]);
-    let runtime = TempDir::new("xdg");
-    std::fs::set_permissions(runtime.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let runtime = private_dir("xdg");
     let script = format!(
         "{PY_REPORTS}
 fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -905,16 +901,10 @@ write_forever(fd, 15)
         "the program saw the flusher: {how}"
     );
     let out = fs.backing().join("out");
-    let t = Instant::now();
-    while std::fs::metadata(&out).map_or(0, |m| m.len()) < seen
-        && t.elapsed() < Duration::from_secs(60)
-    {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // `check` below says what is missing, if anything.
+    lands(&out, seen);
     let said = std::fs::read_to_string(dir.join("log")).unwrap_or_default();
-    let _ = Command::new("kill")
-        .args(["-KILL", &flusher.to_string()])
-        .status();
+    kill(&flusher.to_string());
     check(
         &out,
         15,

@@ -93,7 +93,7 @@ fn check(ops: &[W], stop: usize, seed: u64) -> std::result::Result<(), TestCaseE
     let seen = Journal::open(journal.fd().try_clone().unwrap()).unwrap();
     let pending = seen.pending();
     prop_assert!(pending.iter().all(|p| p.file == pending[0].file));
-    replay(&pending, &mut VecTarget(&mut stored)).unwrap();
+    replay(&pending, &mut stored).unwrap();
     prop_assert!(
         stored == model,
         "storage + journal differs from the model (stop {})",
@@ -113,32 +113,6 @@ fn check(ops: &[W], stop: usize, seed: u64) -> std::result::Result<(), TestCaseE
 
 fn journal_empty(j: &Journal) -> bool {
     j.pending().is_empty()
-}
-
-struct VecTarget<'a>(&'a mut Vec<u8>);
-
-impl conveyor_engine::journal::Target for VecTarget<'_> {
-    fn write_at(&mut self, off: u64, data: &[u8]) -> std::io::Result<()> {
-        let end = off as usize + data.len();
-        if self.0.len() < end {
-            self.0.resize(end, 0);
-        }
-        self.0[off as usize..end].copy_from_slice(data);
-        Ok(())
-    }
-    fn append(&mut self, data: &[u8]) -> std::io::Result<()> {
-        self.0.extend_from_slice(data);
-        Ok(())
-    }
-    fn size(&mut self) -> std::io::Result<u64> {
-        Ok(self.0.len() as u64)
-    }
-    fn read_at(&mut self, off: u64, buf: &mut [u8]) -> std::io::Result<usize> {
-        let at = (off as usize).min(self.0.len());
-        let n = buf.len().min(self.0.len() - at);
-        buf[..n].copy_from_slice(&self.0[at..at + n]);
-        Ok(n)
-    }
 }
 
 proptest! {

@@ -630,6 +630,31 @@ pub trait Target {
     fn read_at(&mut self, off: u64, buf: &mut [u8]) -> io::Result<usize>;
 }
 
+/// An in-memory file (the tests' storage).
+impl Target for Vec<u8> {
+    fn write_at(&mut self, off: u64, data: &[u8]) -> io::Result<()> {
+        let end = off as usize + data.len();
+        if self.len() < end {
+            self.resize(end, 0);
+        }
+        self[off as usize..end].copy_from_slice(data);
+        Ok(())
+    }
+    fn append(&mut self, data: &[u8]) -> io::Result<()> {
+        self.extend_from_slice(data);
+        Ok(())
+    }
+    fn size(&mut self) -> io::Result<u64> {
+        Ok(self.len() as u64)
+    }
+    fn read_at(&mut self, off: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let at = (off as usize).min(self.len());
+        let n = buf.len().min(self.len() - at);
+        buf[..n].copy_from_slice(&self[at..at + n]);
+        Ok(n)
+    }
+}
+
 /// Reads exactly `len` bytes at `off`, or `None` if the file ends first.
 fn read_exact(target: &mut impl Target, off: u64, len: usize) -> io::Result<Option<Vec<u8>>> {
     let mut buf = vec![0u8; len];
@@ -728,30 +753,6 @@ pub fn replay(records: &[Pending], target: &mut impl Target) -> io::Result<u64> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    impl Target for Vec<u8> {
-        fn write_at(&mut self, off: u64, data: &[u8]) -> io::Result<()> {
-            let end = off as usize + data.len();
-            if self.len() < end {
-                self.resize(end, 0);
-            }
-            self[off as usize..end].copy_from_slice(data);
-            Ok(())
-        }
-        fn append(&mut self, data: &[u8]) -> io::Result<()> {
-            self.extend_from_slice(data);
-            Ok(())
-        }
-        fn size(&mut self) -> io::Result<u64> {
-            Ok(self.len() as u64)
-        }
-        fn read_at(&mut self, off: u64, buf: &mut [u8]) -> io::Result<usize> {
-            let at = (off as usize).min(self.len());
-            let n = buf.len().min(self.len() - at);
-            buf[..n].copy_from_slice(&self[at..at + n]);
-            Ok(n)
-        }
-    }
 
     fn rec(seq: u64, off: u64, append: bool, issued: bool, data: &[u8]) -> Pending {
         Pending {

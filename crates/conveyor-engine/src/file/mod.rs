@@ -237,10 +237,7 @@ impl File {
     }
     /// Takes `backend` for every later request of the file.
     pub fn set_backend(&self, backend: Arc<dyn Backend>) {
-        self.replace_backend(&mut self.lock(), backend);
-    }
-    fn replace_backend(&self, st: &mut State, backend: Arc<dyn Backend>) {
-        st.backend = backend;
+        self.lock().backend = backend;
     }
     /// Once the journal holds data of the file: names the file there (the
     /// write then calls `Hooks::watch`, off the lock, before it returns).
@@ -278,13 +275,13 @@ impl File {
     pub fn offer_backend(&self, backend: Arc<dyn Backend>) {
         let mut st = self.lock();
         if self.handles.load(Relaxed) == 0 {
-            self.replace_backend(&mut st, backend);
+            st.backend = backend;
             return;
         }
         let old = (st.backend.can_read(), st.backend.can_write());
         let new = (backend.can_read(), backend.can_write());
         if new != old && (new.0 || !old.0) && (new.1 || !old.1) {
-            self.replace_backend(&mut st, backend);
+            st.backend = backend;
         }
     }
     /// End of the pending data (0 when none): `fstat` reports the larger of
